@@ -1,0 +1,245 @@
+/* Activation kernels for one dtype; included by activations.c with T and FM_SUFFIX defined. */
+
+static inline T FM_FN(sigmoid_scalar)(T x) {
+    /* Branch on the sign so exp never overflows. */
+    if (x >= 0) return (T)1 / ((T)1 + EXP(-x));
+    T e = EXP(x);
+    return e / ((T)1 + e);
+}
+
+static inline T FM_FN(softplus_scalar)(T x) {
+    /* log(1+exp(x)) = max(x,0) + log1p(exp(-|x|)), exact and overflow-free */
+    return (x > 0 ? x : (T)0) + LOG1P(EXP(-FABS(x)));
+}
+
+void FM_FN(fm_act_apply)(int64_t n, const T *z, T *y, int act, double param) {
+    const T p = (T)param;
+    int64_t i;
+    switch (act) {
+    case FM_ACT_IDENTITY:
+        if (p == (T)1) { if (y != z) for (i = 0; i < n; i++) y[i] = z[i]; }
+        else for (i = 0; i < n; i++) y[i] = p * z[i];
+        break;
+    case FM_ACT_STEP:
+        for (i = 0; i < n; i++) y[i] = z[i] >= p ? (T)1 : (T)0;
+        break;
+    case FM_ACT_SIGN:
+        for (i = 0; i < n; i++) y[i] = (T)((z[i] > 0) - (z[i] < 0));
+        break;
+    case FM_ACT_SIGMOID: {
+        const T inv_t = (T)1 / p;
+        for (i = 0; i < n; i++) y[i] = FM_FN(sigmoid_scalar)(z[i] * inv_t);
+        break;
+    }
+    case FM_ACT_TANH:
+        for (i = 0; i < n; i++) y[i] = TANH(z[i]);
+        break;
+    case FM_ACT_RELU:
+        for (i = 0; i < n; i++) y[i] = z[i] > 0 ? z[i] : (T)0;
+        break;
+    case FM_ACT_LEAKY_RELU:
+        for (i = 0; i < n; i++) y[i] = z[i] > 0 ? z[i] : p * z[i];
+        break;
+    case FM_ACT_ELU:
+        for (i = 0; i < n; i++) y[i] = z[i] > 0 ? z[i] : p * EXPM1(z[i]);
+        break;
+    case FM_ACT_SOFTPLUS:
+        for (i = 0; i < n; i++) y[i] = FM_FN(softplus_scalar)(z[i]);
+        break;
+    case FM_ACT_SILU:
+        for (i = 0; i < n; i++) y[i] = z[i] * FM_FN(sigmoid_scalar)(z[i]);
+        break;
+    case FM_ACT_GELU:
+        for (i = 0; i < n; i++) y[i] = (T)0.5 * z[i] * ((T)1 + ERF(z[i] * (T)FM_SQRT1_2));
+        break;
+    default:
+        break;
+    }
+}
+
+/* One row of softmax, max-shifted; the normaliser is accumulated in double. */
+static void FM_FN(softmax_row)(int64_t n, const T *z, T *y) {
+    if (n == 0) return;
+    T zmax = z[0];
+    for (int64_t j = 1; j < n; j++) zmax = z[j] > zmax ? z[j] : zmax;
+    double total = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        T e = EXP(z[j] - zmax);
+        y[j] = e;
+        total += (double)e;
+    }
+    const T inv = (T)(1.0 / total);
+    for (int64_t j = 0; j < n; j++) y[j] *= inv;
+}
+
+int FM_FN(fm_act_forward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
+                          T *y, int64_t rsy, int act, double param, int n_threads) {
+    if (rows < 0 || cols < 0 || act < 0 || act >= FM_ACT_COUNT_) return FM_ERR_ARG;
+    if ((act == FM_ACT_SIGMOID && !(param > 0)) || (act == FM_ACT_ELU && !(param >= 0)))
+        return FM_ERR_ARG;
+    const int nt = fm_threads_for(8.0 * (double)rows * (double)cols, n_threads);
+    int64_t i;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (i = 0; i < rows; i++) {
+        if (act == FM_ACT_SOFTMAX) FM_FN(softmax_row)(cols, z + i * rsz, y + i * rsy);
+        else FM_FN(fm_act_apply)(cols, z + i * rsz, y + i * rsy, act, param);
+    }
+    return FM_OK;
+}
+
+/* dz = dy * f'(z) for one contiguous row. */
+static void FM_FN(act_backward_row)(int64_t n, const T *z, const T *y, const T *dy, T *dz,
+                                    int act, double param) {
+    const T p = (T)param;
+    int64_t j;
+    switch (act) {
+    case FM_ACT_IDENTITY:
+        for (j = 0; j < n; j++) dz[j] = p * dy[j];
+        break;
+    case FM_ACT_STEP:
+    case FM_ACT_SIGN:
+        for (j = 0; j < n; j++) dz[j] = (T)0;
+        break;
+    case FM_ACT_SIGMOID: {
+        const T inv_t = (T)1 / p;
+        for (j = 0; j < n; j++) dz[j] = dy[j] * y[j] * ((T)1 - y[j]) * inv_t;
+        break;
+    }
+    case FM_ACT_TANH:
+        for (j = 0; j < n; j++) dz[j] = dy[j] * ((T)1 - y[j] * y[j]);
+        break;
+    case FM_ACT_RELU:
+        for (j = 0; j < n; j++) dz[j] = z[j] > 0 ? dy[j] : (T)0;
+        break;
+    case FM_ACT_LEAKY_RELU:
+        for (j = 0; j < n; j++) dz[j] = z[j] > 0 ? dy[j] : p * dy[j];
+        break;
+    case FM_ACT_ELU:
+        /* for z <= 0, y = a(e^z - 1) so y' = y + a */
+        for (j = 0; j < n; j++) dz[j] = z[j] > 0 ? dy[j] : dy[j] * (y[j] + p);
+        break;
+    case FM_ACT_SOFTPLUS:
+        for (j = 0; j < n; j++) dz[j] = dy[j] * FM_FN(sigmoid_scalar)(z[j]);
+        break;
+    case FM_ACT_SILU:
+        for (j = 0; j < n; j++) {
+            T s = FM_FN(sigmoid_scalar)(z[j]);
+            dz[j] = dy[j] * (s + z[j] * s * ((T)1 - s));
+        }
+        break;
+    case FM_ACT_GELU:
+        for (j = 0; j < n; j++) {
+            T cdf = (T)0.5 * ((T)1 + ERF(z[j] * (T)FM_SQRT1_2));
+            T pdf = EXP((T)-0.5 * z[j] * z[j]) * (T)FM_INV_SQRT_2PI;
+            dz[j] = dy[j] * (cdf + z[j] * pdf);
+        }
+        break;
+    case FM_ACT_SOFTMAX: {
+        double dot = 0.0;
+        for (j = 0; j < n; j++) dot += (double)dy[j] * (double)y[j];
+        const T d = (T)dot;
+        for (j = 0; j < n; j++) dz[j] = y[j] * (dy[j] - d);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+int FM_FN(fm_act_backward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
+                           const T *y, int64_t rsy, const T *dy, int64_t rsdy,
+                           T *dz, int64_t rsdz, int act, double param, int n_threads) {
+    if (rows < 0 || cols < 0 || act < 0 || act >= FM_ACT_COUNT_) return FM_ERR_ARG;
+    if (act == FM_ACT_SIGMOID && !(param > 0)) return FM_ERR_ARG;
+    const int nt = fm_threads_for(8.0 * (double)rows * (double)cols, n_threads);
+    int64_t i;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (i = 0; i < rows; i++)
+        FM_FN(act_backward_row)(cols, z + i * rsz, y + i * rsy, dy + i * rsdy, dz + i * rsdz,
+                                act, param);
+    return FM_OK;
+}
+
+int FM_FN(fm_prelu_forward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
+                            const T *slope, T *y, int64_t rsy, int n_threads) {
+    if (rows < 0 || cols < 0) return FM_ERR_ARG;
+    const int nt = fm_threads_for(2.0 * (double)rows * (double)cols, n_threads);
+    int64_t i;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (i = 0; i < rows; i++) {
+        const T *zi = z + i * rsz;
+        T *yi = y + i * rsy;
+        for (int64_t j = 0; j < cols; j++) yi[j] = zi[j] > 0 ? zi[j] : slope[j] * zi[j];
+    }
+    return FM_OK;
+}
+
+/* Column-blocked reductions: each block of columns is owned by one thread and summed over rows
+ * in row order, in double. */
+#define FM_COL_BLOCK 256
+
+int FM_FN(fm_prelu_backward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
+                             const T *slope, const T *dy, int64_t rsdy,
+                             T *dz, int64_t rsdz, T *dslope, int n_threads) {
+    if (rows < 0 || cols < 0) return FM_ERR_ARG;
+    const int nt = fm_threads_for(3.0 * (double)rows * (double)cols, n_threads);
+    const int64_t n_blocks = (cols + FM_COL_BLOCK - 1) / FM_COL_BLOCK;
+    int64_t blk;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (blk = 0; blk < n_blocks; blk++) {
+        const int64_t j0 = blk * FM_COL_BLOCK, j1 = FM_MIN(cols, j0 + FM_COL_BLOCK);
+        double acc[FM_COL_BLOCK];
+        for (int64_t j = j0; j < j1; j++) acc[j - j0] = 0.0;
+        for (int64_t i = 0; i < rows; i++) {
+            const T *zi = z + i * rsz, *dyi = dy + i * rsdy;
+            T *dzi = dz + i * rsdz;
+            for (int64_t j = j0; j < j1; j++) {
+                const T zv = zi[j], g = dyi[j];
+                if (zv > 0) {
+                    dzi[j] = g;
+                } else {
+                    acc[j - j0] += (double)g * (double)zv;
+                    dzi[j] = slope[j] * g;
+                }
+            }
+        }
+        if (dslope)
+            for (int64_t j = j0; j < j1; j++) dslope[j] = (T)acc[j - j0];
+    }
+    return FM_OK;
+}
+
+int FM_FN(fm_colsum)(int64_t rows, int64_t cols, const T *x, int64_t rsx, T *out, int n_threads) {
+    if (rows < 0 || cols < 0) return FM_ERR_ARG;
+    const int nt = fm_threads_for((double)rows * (double)cols, n_threads);
+    const int64_t n_blocks = (cols + FM_COL_BLOCK - 1) / FM_COL_BLOCK;
+    int64_t blk;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (blk = 0; blk < n_blocks; blk++) {
+        const int64_t j0 = blk * FM_COL_BLOCK, j1 = FM_MIN(cols, j0 + FM_COL_BLOCK);
+        double acc[FM_COL_BLOCK];
+        for (int64_t j = j0; j < j1; j++) acc[j - j0] = 0.0;
+        for (int64_t i = 0; i < rows; i++) {
+            const T *xi = x + i * rsx;
+            for (int64_t j = j0; j < j1; j++) acc[j - j0] += (double)xi[j];
+        }
+        for (int64_t j = j0; j < j1; j++) out[j] = (T)acc[j - j0];
+    }
+    return FM_OK;
+}
+#undef FM_COL_BLOCK

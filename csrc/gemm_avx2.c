@@ -1,0 +1,230 @@
+/* AVX2 + FMA GEMM micro-kernels (see gemm_internal.h for the contract).
+ *
+ * Register tile: MR = 6 rows x NR = 2 vectors (f32 6x16, f64 6x8): 12 accumulators, 2 B vectors
+ * and a broadcast of A, out of 16 ymm registers. A column edge masks the last vector
+ * (vmaskmov: columns beyond nr are never read nor written), so B can be read in place; a tile of
+ * at most one vector uses a 6 x 1-vector kernel; one to three rows with B in place use wider
+ * tiles so that enough independent FMA chains hide the FMA latency.
+ *
+ * Compiled with target attributes only, chosen at run time; on other architectures this file is
+ * empty. It includes itself once per dtype (FM_GEMM_AVX2_PASS). */
+#ifndef FM_GEMM_AVX2_PASS
+
+#include "gemm_internal.h"
+
+#if FM_GEMM_X86
+#include <immintrin.h>
+
+#define FM_AVX2 __attribute__((target("avx2,fma")))
+#define FM_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
+
+#define FM_GEMM_AVX2_PASS 1
+
+#define T float
+#define S f32
+#define VT __m256
+#define VL 8
+#define V_ZERO() _mm256_setzero_ps()
+#define V_SET1(x) _mm256_set1_ps(x)
+#define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define V_MUL(a, b) _mm256_mul_ps(a, b)
+#define V_LOAD(p) _mm256_loadu_ps(p)
+#define V_LOADM(p, m) _mm256_maskload_ps(p, m)
+#define V_STORE(p, v) _mm256_storeu_ps(p, v)
+#define V_STOREM(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define V_MASK(lanes) _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#include "gemm_avx2.c"
+#undef T
+#undef S
+#undef VT
+#undef VL
+#undef V_ZERO
+#undef V_SET1
+#undef V_FMA
+#undef V_MUL
+#undef V_LOAD
+#undef V_LOADM
+#undef V_STORE
+#undef V_STOREM
+#undef V_MASK
+
+#define T double
+#define S f64
+#define VT __m256d
+#define VL 4
+#define V_ZERO() _mm256_setzero_pd()
+#define V_SET1(x) _mm256_set1_pd(x)
+#define V_FMA(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define V_MUL(a, b) _mm256_mul_pd(a, b)
+#define V_LOAD(p) _mm256_loadu_pd(p)
+#define V_LOADM(p, m) _mm256_maskload_pd(p, m)
+#define V_STORE(p, v) _mm256_storeu_pd(p, v)
+#define V_STOREM(p, m, v) _mm256_maskstore_pd(p, m, v)
+#define V_MASK(lanes) _mm256_cmpgt_epi64(_mm256_set1_epi64x(lanes), _mm256_setr_epi64x(0, 1, 2, 3))
+#include "gemm_avx2.c"
+
+#endif /* FM_GEMM_X86 */
+
+#else /* FM_GEMM_AVX2_PASS: body for one dtype */
+
+#define FN_(name, s) name##_##s
+#define FN2(name, s) FN_(name, s)
+#define FN(name) FN2(name, S)
+
+#define MAXACC 12
+
+/* One MR x (NV*VL) tile; MR, NV and PART (last vector partial: nr < NV*VL) are constants after
+ * inlining, so the accumulators live in registers. */
+FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART, int nr, int64_t kc,
+                                     const T *restrict a, const T *restrict b, int64_t ldb,
+                                     T *restrict c, int64_t rsc, int64_t csc, T alpha, T beta) {
+    VT acc[MAXACC];
+    const __m256i ml = V_MASK(nr - (NV - 1) * VL);
+    int64_t p;
+#pragma GCC unroll 12
+    for (int i = 0; i < MR * NV; i++) acc[i] = V_ZERO();
+    if (NV <= 2) {
+        for (p = 0; p < kc; p++) {
+            VT bv[2];
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; v++)
+                bv[v] = (PART && v == NV - 1) ? V_LOADM(b + v * VL, ml) : V_LOAD(b + v * VL);
+#pragma GCC unroll 6
+            for (int i = 0; i < MR; i++) {
+                VT av = V_SET1(a[i]);
+#pragma GCC unroll 2
+                for (int v = 0; v < NV; v++) acc[i * NV + v] = V_FMA(av, bv[v], acc[i * NV + v]);
+            }
+            a += MR;
+            b += ldb;
+        }
+    } else { /* wide tiles (never partial): few rows, many vectors */
+        for (p = 0; p < kc; p++) {
+            VT av[3];
+#pragma GCC unroll 3
+            for (int i = 0; i < MR; i++) av[i] = V_SET1(a[i]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) {
+                VT bv = V_LOAD(b + v * VL);
+#pragma GCC unroll 3
+                for (int i = 0; i < MR; i++) acc[i * NV + v] = V_FMA(av[i], bv, acc[i * NV + v]);
+            }
+            a += MR;
+            b += ldb;
+        }
+    }
+    {
+        const VT va = V_SET1(alpha);
+        if (csc == 1) {
+            const VT vb = V_SET1(beta);
+#pragma GCC unroll 6
+            for (int i = 0; i < MR; i++)
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) {
+                    T *cp = c + i * rsc + v * VL;
+                    VT r = V_MUL(va, acc[i * NV + v]);
+                    if (PART && v == NV - 1) {
+                        if (beta != 0) r = V_FMA(vb, V_LOADM(cp, ml), r);
+                        V_STOREM(cp, ml, r);
+                    } else {
+                        if (beta != 0) r = V_FMA(vb, V_LOAD(cp), r);
+                        V_STORE(cp, r);
+                    }
+                }
+        } else {
+            T buf[MAXACC * VL];
+            int j;
+#pragma GCC unroll 6
+            for (int i = 0; i < MR; i++)
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) V_STORE(buf + (i * NV + v) * VL, acc[i * NV + v]);
+            for (int i = 0; i < MR; i++) {
+                T *cr = c + i * rsc;
+                const T *br = buf + i * NV * VL;
+                if (beta == 0)
+                    for (j = 0; j < nr; j++) cr[j * csc] = alpha * br[j];
+                else
+                    for (j = 0; j < nr; j++) cr[j * csc] = alpha * br[j] + beta * cr[j * csc];
+            }
+        }
+    }
+}
+
+#define TILE_FN(MRV, NVV, PV)                                                                      \
+    static FM_AVX2 void FN(fm_avx2_t##MRV##x##NVV##p##PV)(int nr, int64_t kc, const T *a,       \
+                                                          const T *b, int64_t ldb, T *c,         \
+                                                          int64_t rsc, int64_t csc, T alpha,     \
+                                                          T beta) {                               \
+        FN(fm_avx2_tile)(MRV, NVV, PV, nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);              \
+    }
+
+#define TILES_MR(MRV)                                                                              \
+    TILE_FN(MRV, 1, 0)                                                                             \
+    TILE_FN(MRV, 1, 1)                                                                             \
+    TILE_FN(MRV, 2, 0)                                                                             \
+    TILE_FN(MRV, 2, 1)
+
+TILES_MR(1)
+TILES_MR(2)
+TILES_MR(3)
+TILES_MR(4)
+TILES_MR(5)
+TILES_MR(6)
+TILE_FN(1, 8, 0)
+TILE_FN(2, 4, 0)
+TILE_FN(3, 4, 0)
+
+typedef void (*FN(fm_avx2_tile_fn))(int, int64_t, const T *, const T *, int64_t, T *, int64_t,
+                                    int64_t, T, T);
+
+#define ROW(MRV)                                                                                   \
+    {FN(fm_avx2_t##MRV##x1p0), FN(fm_avx2_t##MRV##x1p1), FN(fm_avx2_t##MRV##x2p0),               \
+     FN(fm_avx2_t##MRV##x2p1)}
+/* [mr - 1][2 * (vectors - 1) + partial] */
+static const FN(fm_avx2_tile_fn) FN(fm_avx2_tiles)[6][4] = {ROW(1), ROW(2), ROW(3),
+                                                            ROW(4), ROW(5), ROW(6)};
+
+static void FN(fm_avx2_ukr)(int mr, int nr, int64_t kc, const T *a, const T *b, int64_t ldb, T *c,
+                            int64_t rsc, int64_t csc, T alpha, T beta) {
+    if (nr > 2 * VL) { /* mr <= 3, B in place */
+        if (mr == 1 && nr == 8 * VL) {
+            FN(fm_avx2_t1x8p0)(nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);
+            return;
+        }
+        if (mr == 2 && nr == 4 * VL) {
+            FN(fm_avx2_t2x4p0)(nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);
+            return;
+        }
+        if (mr == 3 && nr == 4 * VL) {
+            FN(fm_avx2_t3x4p0)(nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);
+            return;
+        }
+        /* a partial wide tile: split into 2-vector tiles */
+        while (nr > 0) {
+            int w = nr < 2 * VL ? nr : 2 * VL;
+            FN(fm_avx2_ukr)(mr, w, kc, a, b, ldb, c, rsc, csc, alpha, beta);
+            b += w;
+            c += w * csc;
+            nr -= w;
+        }
+        return;
+    }
+    {
+        int nv = (nr + VL - 1) / VL;
+        int part = nr != nv * VL;
+        FN(fm_avx2_tiles)[mr - 1][2 * (nv - 1) + part](nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);
+    }
+}
+
+const FN(fm_gemm_kernel) FN(fm_gemm_avx2) = {
+    "avx2", 6, 2 * VL, {0, 8 * VL, 4 * VL, 4 * VL}, 256, 512, 8 * VL, FN(fm_avx2_ukr)};
+
+#undef FN_
+#undef FN2
+#undef FN
+#undef MAXACC
+#undef TILE_FN
+#undef TILES_MR
+#undef ROW
+
+#endif /* FM_GEMM_AVX2_PASS */

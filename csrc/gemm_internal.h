@@ -1,0 +1,62 @@
+/* Private interface between the GEMM driver (gemm.c) and its micro-kernels (gemm_*.c).
+ *
+ * A micro-kernel computes one register tile of C from a packed sliver of A and a block of B:
+ *
+ *     C[i, j] := alpha * sum_p A[i, p] * B[p, j] + beta * C[i, j]     0 <= i < mr, 0 <= j < nr
+ *
+ *   a    packed A sliver, element (i, p) at a[p * mr + i] (the sliver has exactly mr rows);
+ *   b    element (p, j) at b[p * ldb + j]: a packed B micro-panel (ldb = nr of the kernel) or B
+ *        itself when its rows are contiguous (ldb = rsb). Columns j >= nr are never read;
+ *   c    element (i, j) at c[i * rsc + j * csc], any strides; with beta == 0, C is never read.
+ *   1 <= mr <= kernel.mr; 1 <= nr <= kernel.nr, or nr <= kernel.nr_small[mr] when mr <= 3.
+ *
+ * The kernels differ only in speed; every one computes each C element with the same operation
+ * order for any thread count (the driver never splits k across threads). */
+#ifndef FASTMLP_GEMM_INTERNAL_H
+#define FASTMLP_GEMM_INTERNAL_H
+
+#include "internal.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define FM_GEMM_X86 1
+#else
+#define FM_GEMM_X86 0
+#endif
+
+/* Largest tiles any kernel uses (sizes stack buffers). */
+#define FM_GEMM_MR_MAX 16
+#define FM_GEMM_NR_WIDE_MAX 128
+
+#define FM_GEMM_DECLARE_KERNEL(T, S)                                                              \
+    typedef void (*fm_gemm_ukr_##S)(int mr, int nr, int64_t kc, const T *a, const T *b,          \
+                                    int64_t ldb, T *c, int64_t rsc, int64_t csc, T alpha,        \
+                                    T beta);                                                       \
+    typedef struct fm_gemm_kernel_##S {                                                            \
+        const char *name;                                                                          \
+        int mr;           /* rows of a register tile (and of a packed A sliver) */                 \
+        int nr;           /* columns of a register tile (and of a packed B micro-panel) */         \
+        int nr_small[4];  /* widest tile for mr = 1, 2, 3 when B is used in place (>= nr) */       \
+        int kc;           /* largest k block: a packed A sliver (mr x kc) stays in L1 */           \
+        int nc;           /* columns of a packed B block (kc x nc, kept in L2) */                  \
+        int jw;           /* columns per task: a multiple of nr and of every nr_small */           \
+        fm_gemm_ukr_##S ukr;                                                                       \
+    } fm_gemm_kernel_##S;                                                                          \
+    extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
+    extern const fm_gemm_kernel_##S fm_gemm_avx2_##S;   /* only if FM_GEMM_X86 */                  \
+    extern const fm_gemm_kernel_##S fm_gemm_avx512_##S; /* only if FM_GEMM_X86 */                  \
+    /* The kernel fm_gemm_*_S uses now (honours fm_gemm_force_kernel). */                         \
+    const fm_gemm_kernel_##S *fm_gemm_kernel_##S##_select(void);
+
+FM_GEMM_DECLARE_KERNEL(float, f32)
+FM_GEMM_DECLARE_KERNEL(double, f64)
+
+/* Testing hook, not public API: force the micro-kernels "reference", "avx2" or "avx512" (both
+ * dtypes), or NULL / "auto" for the run-time choice. Returns 0, or -1 if that kernel is not
+ * available on this CPU or build (the choice is then unchanged). Not meant to be called while
+ * another thread runs a GEMM. */
+int fm_gemm_force_kernel(const char *name);
+
+/* 1 if this CPU (and OS) can run the kernel of that name. */
+int fm_gemm_kernel_available(const char *name);
+
+#endif

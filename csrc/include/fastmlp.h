@@ -1,0 +1,220 @@
+/* fastmlp: the one public C header.
+ *
+ * Conventions (see DESIGN.md):
+ *  - names fm_<object>_<action>_<dtype>; every kernel exists for float (f32) and double (f64);
+ *  - argument order: dims, inputs, outputs, scalars, n_threads;
+ *  - matrices are row-major unless a kernel takes explicit element strides (rs = row stride,
+ *    cs = column stride);
+ *  - every kernel returns FM_OK or a negative FM_ERR_*; none prints, aborts or exits;
+ *  - results are bitwise identical for any n_threads (outputs are partitioned, reductions are
+ *    done in a fixed order, never in thread-scheduling order).
+ */
+#ifndef FASTMLP_H
+#define FASTMLP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status codes ---- */
+#define FM_OK 0
+#define FM_ERR_ARG (-1)         /* a bad scalar argument (negative size, unknown kind, ...) */
+#define FM_ERR_NOMEM (-2)       /* an allocation failed */
+#define FM_ERR_LABEL (-3)       /* a class label outside [0, n_classes) */
+#define FM_ERR_WORKSPACE (-4)   /* the caller's workspace is too small */
+
+/* ---- activations: y = f(z), elementwise unless noted ----
+ * IDENTITY    y = c*z                      (c = param, the notes' linear activation; 1 = identity)
+ * STEP        y = 1 if z >= theta else 0   (theta = param; derivative 0)
+ * SIGN        y = sign(z) in {-1, 0, 1}    (derivative 0)
+ * SIGMOID     y = 1/(1+exp(-z/T))          (T = param, the notes' temperature; y' = y(1-y)/T)
+ * TANH        y = tanh(z)                  (y' = 1 - y^2)
+ * RELU        y = max(z, 0)                (y' = [z > 0])
+ * LEAKY_RELU  y = z if z > 0 else a*z      (a = param)
+ * ELU         y = z if z > 0 else a*(exp(z)-1)
+ * SOFTPLUS    y = log(1+exp(z))            (y' = sigmoid(z))
+ * SILU        y = z*sigmoid(z)
+ * GELU        y = z*Phi(z)                 (exact, with erf)
+ * SOFTMAX     y_i = exp(z_i)/sum_j exp(z_j) over each row (max-shifted) */
+enum fm_activation {
+    FM_ACT_IDENTITY = 0,
+    FM_ACT_STEP = 1,
+    FM_ACT_SIGN = 2,
+    FM_ACT_SIGMOID = 3,
+    FM_ACT_TANH = 4,
+    FM_ACT_RELU = 5,
+    FM_ACT_LEAKY_RELU = 6,
+    FM_ACT_ELU = 7,
+    FM_ACT_SOFTPLUS = 8,
+    FM_ACT_SILU = 9,
+    FM_ACT_GELU = 10,
+    FM_ACT_SOFTMAX = 11,
+    FM_ACT_COUNT_
+};
+
+/* ---- losses: per-sample value l_i, batch value sum_i w_i l_i / sum_i w_i (w = 1 without weights) ----
+ * MSE              l = 1/2 sum_k (z_k - t_k)^2                         (the notes' squared error)
+ * BCE_LOGITS       l = sum_k [log(1+exp(z_k)) - t_k z_k]               (sigmoid fused, stable)
+ * SOFTMAX_CE       l = -sum_k t_k log softmax(z)_k                     (targets: probabilities / one-hot)
+ * SOFTMAX_CE_LABELS l = -log softmax(z)_y                              (targets: int32 labels)
+ * PERCEPTRON       l = sum_k max(0, -t_k z_k), t in {-1, 1}; subgradient -t_k where t_k z_k <= 0,
+ *                  so a zero-initialised perceptron still learns (Rosenblatt: update on mistakes)
+ * HINGE            l = sum_k max(0, 1 - t_k z_k), t in {-1, 1}
+ * The gradient written is d(batch value)/dz. */
+enum fm_loss {
+    FM_LOSS_MSE = 0,
+    FM_LOSS_BCE_LOGITS = 1,
+    FM_LOSS_SOFTMAX_CE = 2,
+    FM_LOSS_SOFTMAX_CE_LABELS = 3,
+    FM_LOSS_PERCEPTRON = 4,
+    FM_LOSS_HINGE = 5,
+    FM_LOSS_COUNT_
+};
+
+/* ---- GEMM (BLIS contract): C := alpha*A*B + beta*C, with A m x k, B k x n, C m x n given by
+ * element strides, so a transpose is a swap of strides. With beta == 0, C is never read.
+ * The optional epilogue is applied to each output tile after its last k-block: C := act(C + bias),
+ * and, if z != NULL, the pre-activation C + bias is also stored to z (row stride rsz, column stride 1).
+ * Blocking never depends on n_threads, so each C element is computed by the same sequence of
+ * operations for any thread count. */
+typedef struct fm_epilogue {
+    const void *bias;   /* n values of the GEMM's dtype, or NULL */
+    int act;            /* enum fm_activation, elementwise kinds only (not SOFTMAX) */
+    double act_param;
+    void *z;            /* optional pre-activation output, or NULL */
+    int64_t rsz;
+} fm_epilogue;
+
+/* Bytes of workspace fm_gemm_ex_* needs for these sizes and thread count (0 when it needs none). */
+size_t fm_gemm_workspace_size_f32(int64_t m, int64_t n, int64_t k, int n_threads);
+size_t fm_gemm_workspace_size_f64(int64_t m, int64_t n, int64_t k, int n_threads);
+
+int fm_gemm_f32(int64_t m, int64_t n, int64_t k,
+                const float *a, int64_t rsa, int64_t csa,
+                const float *b, int64_t rsb, int64_t csb,
+                float *c, int64_t rsc, int64_t csc,
+                float alpha, float beta, int n_threads);
+int fm_gemm_f64(int64_t m, int64_t n, int64_t k,
+                const double *a, int64_t rsa, int64_t csa,
+                const double *b, int64_t rsb, int64_t csb,
+                double *c, int64_t rsc, int64_t csc,
+                double alpha, double beta, int n_threads);
+/* As fm_gemm_*, with an optional epilogue (NULL for none) and a caller-owned workspace
+ * (NULL: allocated for this call and freed before returning). */
+int fm_gemm_ex_f32(int64_t m, int64_t n, int64_t k,
+                   const float *a, int64_t rsa, int64_t csa,
+                   const float *b, int64_t rsb, int64_t csb,
+                   float *c, int64_t rsc, int64_t csc,
+                   float alpha, float beta, const fm_epilogue *epilogue,
+                   void *workspace, size_t workspace_size, int n_threads);
+int fm_gemm_ex_f64(int64_t m, int64_t n, int64_t k,
+                   const double *a, int64_t rsa, int64_t csa,
+                   const double *b, int64_t rsb, int64_t csb,
+                   double *c, int64_t rsc, int64_t csc,
+                   double alpha, double beta, const fm_epilogue *epilogue,
+                   void *workspace, size_t workspace_size, int n_threads);
+/* Name of the micro-kernel chosen at run time for this CPU (e.g. "avx2", "reference"). */
+const char *fm_gemm_kernel_name_f32(void);
+const char *fm_gemm_kernel_name_f64(void);
+
+/* ---- activations (rows x cols, row strides, column stride 1) ---- */
+/* Apply an elementwise activation to one contiguous run of n values (used by GEMM epilogues). */
+void fm_act_apply_f32(int64_t n, const float *z, float *y, int act, double param);
+void fm_act_apply_f64(int64_t n, const double *z, double *y, int act, double param);
+
+int fm_act_forward_f32(int64_t rows, int64_t cols, const float *z, int64_t rsz,
+                       float *y, int64_t rsy, int act, double param, int n_threads);
+int fm_act_forward_f64(int64_t rows, int64_t cols, const double *z, int64_t rsz,
+                       double *y, int64_t rsy, int act, double param, int n_threads);
+/* dz = dy * f'(z); kernels read z or y as their formula needs (both must be given).
+ * For SOFTMAX, dz_i = y_i (dy_i - sum_j dy_j y_j). dz may alias dy. */
+int fm_act_backward_f32(int64_t rows, int64_t cols, const float *z, int64_t rsz,
+                        const float *y, int64_t rsy, const float *dy, int64_t rsdy,
+                        float *dz, int64_t rsdz, int act, double param, int n_threads);
+int fm_act_backward_f64(int64_t rows, int64_t cols, const double *z, int64_t rsz,
+                        const double *y, int64_t rsy, const double *dy, int64_t rsdy,
+                        double *dz, int64_t rsdz, int act, double param, int n_threads);
+
+/* PReLU with one learnable slope per column: y = z if z > 0 else slope_j*z. */
+int fm_prelu_forward_f32(int64_t rows, int64_t cols, const float *z, int64_t rsz,
+                         const float *slope, float *y, int64_t rsy, int n_threads);
+int fm_prelu_forward_f64(int64_t rows, int64_t cols, const double *z, int64_t rsz,
+                         const double *slope, double *y, int64_t rsy, int n_threads);
+/* dz = dy * (z > 0 ? 1 : slope_j); dslope_j = sum_i dy_ij * min(z_ij, 0) (written, not added). */
+int fm_prelu_backward_f32(int64_t rows, int64_t cols, const float *z, int64_t rsz,
+                          const float *slope, const float *dy, int64_t rsdy,
+                          float *dz, int64_t rsdz, float *dslope, int n_threads);
+int fm_prelu_backward_f64(int64_t rows, int64_t cols, const double *z, int64_t rsz,
+                          const double *slope, const double *dy, int64_t rsdy,
+                          double *dz, int64_t rsdz, double *dslope, int n_threads);
+
+/* Column sums in double, fixed order: out_j = sum_i x_ij (written, not added). */
+int fm_colsum_f32(int64_t rows, int64_t cols, const float *x, int64_t rsx, float *out, int n_threads);
+int fm_colsum_f64(int64_t rows, int64_t cols, const double *x, int64_t rsx, double *out, int n_threads);
+
+/* ---- dense layer: z = x w + b, y = act(z); w is (n_in, n_out) row-major, b has n_out values ----
+ * x has element strides (rsx, csx); z and y share row stride ldy. z may be NULL (inference) or
+ * equal to y when act is the identity. */
+int fm_dense_forward_f32(int64_t batch, int64_t n_in, int64_t n_out,
+                         const float *x, int64_t rsx, int64_t csx, const float *w, const float *b,
+                         float *z, float *y, int64_t ldy, int act, double act_param, int n_threads);
+int fm_dense_forward_f64(int64_t batch, int64_t n_in, int64_t n_out,
+                         const double *x, int64_t rsx, int64_t csx, const double *w, const double *b,
+                         double *z, double *y, int64_t ldy, int act, double act_param, int n_threads);
+/* Backward from dy (gradient w.r.t. y): dz = dy * act'(z) (dz may alias dy; with act IDENTITY
+ * and param 1, dy is taken as dz), dw = x^T dz, db = colsum(dz), dx = dz w^T.
+ * dx and db may be NULL; dx has row stride ldx and column stride 1. Gradients are written. */
+int fm_dense_backward_f32(int64_t batch, int64_t n_in, int64_t n_out,
+                          const float *x, int64_t rsx, int64_t csx, const float *w,
+                          const float *z, const float *y, const float *dy, int64_t ldy,
+                          float *dz, float *dx, int64_t ldx, float *dw, float *db,
+                          int act, double act_param, int n_threads);
+int fm_dense_backward_f64(int64_t batch, int64_t n_in, int64_t n_out,
+                          const double *x, int64_t rsx, int64_t csx, const double *w,
+                          const double *z, const double *y, const double *dy, int64_t ldy,
+                          double *dz, double *dx, int64_t ldx, double *dw, double *db,
+                          int act, double act_param, int n_threads);
+
+/* ---- losses: value (mean over samples, f64 accumulation) and gradient d(value)/dz ----
+ * z: (n, k) with row stride rsz. t: (n, k) targets with row stride rst, or NULL for LABELS.
+ * labels: n int32 class indices for SOFTMAX_CE_LABELS, else NULL. sample_weight: n values or NULL.
+ * grad (row stride rsg) and loss may each be NULL. */
+int fm_loss_f32(int64_t n, int64_t k, const float *z, int64_t rsz, const float *t, int64_t rst,
+                const int32_t *labels, const float *sample_weight,
+                float *grad, int64_t rsg, double *loss, int kind, int n_threads);
+int fm_loss_f64(int64_t n, int64_t k, const double *z, int64_t rsz, const double *t, int64_t rst,
+                const int32_t *labels, const double *sample_weight,
+                double *grad, int64_t rsg, double *loss, int kind, int n_threads);
+
+/* ---- penalties on a flat parameter vector: value += l1*sum|w| + l2/2*sum w^2, grad += l1*sign(w) + l2*w ---- */
+int fm_penalty_f32(int64_t n, const float *w, float *grad, double *value, double l1, double l2);
+int fm_penalty_f64(int64_t n, const double *w, double *grad, double *value, double l1, double l2);
+
+/* ---- optimizers over flat vectors ----
+ * SGD (PyTorch's formulation): g = grad + weight_decay*p; with momentum mu:
+ *   v = mu*v + g; g = nesterov ? g + mu*v : v;   then p -= lr*g.
+ * velocity may be NULL when momentum == 0. */
+int fm_sgd_step_f32(int64_t n, const float *grad, float *param, float *velocity,
+                    double lr, double momentum, double weight_decay, int nesterov, int n_threads);
+int fm_sgd_step_f64(int64_t n, const double *grad, double *param, double *velocity,
+                    double lr, double momentum, double weight_decay, int nesterov, int n_threads);
+
+/* ---- counter-based random numbers: the value at (seed, stream, i) never depends on threads ---- */
+uint64_t fm_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter);
+/* A uniformly random permutation of 0..n-1 (Fisher-Yates driven by fm_rng_u64). */
+int fm_rng_permutation(int64_t n, int64_t *out, uint64_t seed, uint64_t stream);
+
+/* ---- threading ---- */
+/* Threads a kernel will use for `work` flops-equivalents given the caller's cap (1 if below the
+ * measured threshold or without OpenMP). */
+int fm_threads_for(double work, int n_threads);
+/* 1 if compiled with OpenMP. */
+int fm_have_openmp(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,27 @@
+/* Optimizer update rules over flat vectors for one dtype; included by optim.c. */
+
+int FM_FN(fm_sgd_step)(int64_t n, const T *grad, T *param, T *velocity,
+                       double lr, double momentum, double weight_decay, int nesterov, int n_threads) {
+    if (n < 0 || (momentum != 0.0 && velocity == NULL)) return FM_ERR_ARG;
+    const T eta = (T)lr, mu = (T)momentum, wd = (T)weight_decay;
+    const int nt = fm_threads_for(4.0 * (double)n, n_threads);
+    int64_t i;
+    (void)nt;
+    if (momentum == 0.0) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+        for (i = 0; i < n; i++) param[i] -= eta * (grad[i] + wd * param[i]);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+        for (i = 0; i < n; i++) {
+            const T g = grad[i] + wd * param[i];
+            const T v = mu * velocity[i] + g;
+            velocity[i] = v;
+            param[i] -= eta * (nesterov ? g + mu * v : v);
+        }
+    }
+    return FM_OK;
+}

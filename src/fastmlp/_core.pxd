@@ -1,0 +1,72 @@
+# Declarations of the C kernels (csrc/include/fastmlp.h) for the binding.
+from libc.stdint cimport int64_t, int32_t, uint64_t
+
+cdef extern from "fastmlp.h" nogil:
+    int FM_OK, FM_ERR_ARG, FM_ERR_NOMEM, FM_ERR_LABEL, FM_ERR_WORKSPACE
+
+    int fm_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa, int64_t csa,
+                    const float *b, int64_t rsb, int64_t csb, float *c, int64_t rsc, int64_t csc,
+                    float alpha, float beta, int n_threads)
+    int fm_gemm_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rsa, int64_t csa,
+                    const double *b, int64_t rsb, int64_t csb, double *c, int64_t rsc, int64_t csc,
+                    double alpha, double beta, int n_threads)
+    const char *fm_gemm_kernel_name_f32()
+    const char *fm_gemm_kernel_name_f64()
+
+    int fm_act_forward_f32(int64_t rows, int64_t cols, const float *z, int64_t rsz,
+                           float *y, int64_t rsy, int act, double param, int n_threads)
+    int fm_act_forward_f64(int64_t rows, int64_t cols, const double *z, int64_t rsz,
+                           double *y, int64_t rsy, int act, double param, int n_threads)
+    int fm_act_backward_f32(int64_t rows, int64_t cols, const float *z, int64_t rsz,
+                            const float *y, int64_t rsy, const float *dy, int64_t rsdy,
+                            float *dz, int64_t rsdz, int act, double param, int n_threads)
+    int fm_act_backward_f64(int64_t rows, int64_t cols, const double *z, int64_t rsz,
+                            const double *y, int64_t rsy, const double *dy, int64_t rsdy,
+                            double *dz, int64_t rsdz, int act, double param, int n_threads)
+    int fm_prelu_forward_f32(int64_t rows, int64_t cols, const float *z, int64_t rsz,
+                             const float *slope, float *y, int64_t rsy, int n_threads)
+    int fm_prelu_forward_f64(int64_t rows, int64_t cols, const double *z, int64_t rsz,
+                             const double *slope, double *y, int64_t rsy, int n_threads)
+    int fm_prelu_backward_f32(int64_t rows, int64_t cols, const float *z, int64_t rsz,
+                              const float *slope, const float *dy, int64_t rsdy,
+                              float *dz, int64_t rsdz, float *dslope, int n_threads)
+    int fm_prelu_backward_f64(int64_t rows, int64_t cols, const double *z, int64_t rsz,
+                              const double *slope, const double *dy, int64_t rsdy,
+                              double *dz, int64_t rsdz, double *dslope, int n_threads)
+    int fm_colsum_f32(int64_t rows, int64_t cols, const float *x, int64_t rsx, float *out, int n_threads)
+    int fm_colsum_f64(int64_t rows, int64_t cols, const double *x, int64_t rsx, double *out, int n_threads)
+
+    int fm_dense_forward_f32(int64_t batch, int64_t n_in, int64_t n_out,
+                             const float *x, int64_t rsx, int64_t csx, const float *w, const float *b,
+                             float *z, float *y, int64_t ldy, int act, double act_param, int n_threads)
+    int fm_dense_forward_f64(int64_t batch, int64_t n_in, int64_t n_out,
+                             const double *x, int64_t rsx, int64_t csx, const double *w, const double *b,
+                             double *z, double *y, int64_t ldy, int act, double act_param, int n_threads)
+    int fm_dense_backward_f32(int64_t batch, int64_t n_in, int64_t n_out,
+                              const float *x, int64_t rsx, int64_t csx, const float *w,
+                              const float *z, const float *y, const float *dy, int64_t ldy,
+                              float *dz, float *dx, int64_t ldx, float *dw, float *db,
+                              int act, double act_param, int n_threads)
+    int fm_dense_backward_f64(int64_t batch, int64_t n_in, int64_t n_out,
+                              const double *x, int64_t rsx, int64_t csx, const double *w,
+                              const double *z, const double *y, const double *dy, int64_t ldy,
+                              double *dz, double *dx, int64_t ldx, double *dw, double *db,
+                              int act, double act_param, int n_threads)
+
+    int fm_loss_f32(int64_t n, int64_t k, const float *z, int64_t rsz, const float *t, int64_t rst,
+                    const int32_t *labels, const float *sample_weight,
+                    float *grad, int64_t rsg, double *loss, int kind, int n_threads)
+    int fm_loss_f64(int64_t n, int64_t k, const double *z, int64_t rsz, const double *t, int64_t rst,
+                    const int32_t *labels, const double *sample_weight,
+                    double *grad, int64_t rsg, double *loss, int kind, int n_threads)
+    int fm_penalty_f32(int64_t n, const float *w, float *grad, double *value, double l1, double l2)
+    int fm_penalty_f64(int64_t n, const double *w, double *grad, double *value, double l1, double l2)
+
+    int fm_sgd_step_f32(int64_t n, const float *grad, float *param, float *velocity,
+                        double lr, double momentum, double weight_decay, int nesterov, int n_threads)
+    int fm_sgd_step_f64(int64_t n, const double *grad, double *param, double *velocity,
+                        double lr, double momentum, double weight_decay, int nesterov, int n_threads)
+
+    uint64_t fm_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter)
+    int fm_rng_permutation(int64_t n, int64_t *out, uint64_t seed, uint64_t stream)
+    int fm_have_openmp()

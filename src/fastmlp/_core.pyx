@@ -1,0 +1,322 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, embedsignature=True
+"""Binding to the C kernels: typed memoryviews in, raw pointers to C, status codes to exceptions.
+
+Stateless: callers allocate every output. Shapes are checked here (cheaply, once); the kernels
+trust them. Every kernel runs without the GIL.
+"""
+from cython cimport floating
+from libc.stdint cimport int64_t, int32_t, uint64_t
+import numpy as np
+
+from fastmlp._core cimport *
+
+ACTIVATIONS = {
+    "identity": 0, "step": 1, "sign": 2, "sigmoid": 3, "tanh": 4, "relu": 5, "leaky_relu": 6,
+    "elu": 7, "softplus": 8, "silu": 9, "gelu": 10, "softmax": 11,
+}
+LOSSES = {
+    "mse": 0, "bce_logits": 1, "softmax_ce": 2, "softmax_ce_labels": 3, "perceptron": 4, "hinge": 5,
+}
+
+
+cdef int _check(int status) except -1:
+    if status == FM_OK:
+        return 0
+    if status == FM_ERR_NOMEM:
+        raise MemoryError("fastmlp kernel could not allocate its workspace")
+    if status == FM_ERR_LABEL:
+        raise ValueError("a class label is outside [0, n_classes); labels must be integers "
+                         "0..n_classes-1 (encode them first, e.g. with np.unique(y, return_inverse=True))")
+    if status == FM_ERR_WORKSPACE:
+        raise ValueError("fastmlp kernel workspace is too small")
+    raise ValueError(f"fastmlp kernel rejected its arguments (status {status})")
+
+
+cdef inline int64_t _es(Py_ssize_t byte_stride, Py_ssize_t itemsize) noexcept nogil:
+    return <int64_t>(byte_stride // itemsize)
+
+
+cdef _same_shape(name, a, b):
+    if tuple(a) != tuple(b):
+        raise ValueError(f"{name}: shape {tuple(a)} does not match {tuple(b)}")
+
+
+def have_openmp():
+    return bool(fm_have_openmp())
+
+
+def gemm_kernel_name(dtype):
+    dt = np.dtype(dtype)
+    if dt == np.float32:
+        return fm_gemm_kernel_name_f32().decode()
+    if dt == np.float64:
+        return fm_gemm_kernel_name_f64().decode()
+    raise TypeError(f"dtype {dt} is not supported; use float32 or float64")
+
+
+def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
+         double alpha=1.0, double beta=0.0, int n_threads=1):
+    """c := alpha * a @ b + beta * c, in place; any element strides (transposed views welcome)."""
+    cdef int64_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
+    if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n:
+        raise ValueError(f"gemm: shapes {tuple((a.shape[0], a.shape[1]))} @ {tuple((b.shape[0], b.shape[1]))} -> "
+                         f"{tuple((c.shape[0], c.shape[1]))} do not agree")
+    cdef Py_ssize_t sz = sizeof(floating)
+    cdef int64_t rsa = _es(a.strides[0], sz), csa = _es(a.strides[1], sz)
+    cdef int64_t rsb = _es(b.strides[0], sz), csb = _es(b.strides[1], sz)
+    cdef int64_t rsc = _es(c.strides[0], sz), csc = _es(c.strides[1], sz)
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_gemm_f32(m, n, k, &a[0, 0], rsa, csa, &b[0, 0], rsb, csb, &c[0, 0], rsc, csc,
+                                 <float>alpha, <float>beta, n_threads)
+        else:
+            status = fm_gemm_f64(m, n, k, &a[0, 0], rsa, csa, &b[0, 0], rsb, csb, &c[0, 0], rsc, csc,
+                                 alpha, beta, n_threads)
+    _check(status)
+
+
+def act_forward(const floating[:, ::1] z, floating[:, ::1] y, int act, double param=1.0,
+                int n_threads=1):
+    _same_shape("act_forward", (z.shape[0], z.shape[1]), (y.shape[0], y.shape[1]))
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_act_forward_f32(z.shape[0], z.shape[1], &z[0, 0], z.strides[0] // sizeof(float),
+                                        &y[0, 0], y.strides[0] // sizeof(float), act, param, n_threads)
+        else:
+            status = fm_act_forward_f64(z.shape[0], z.shape[1], &z[0, 0], z.strides[0] // sizeof(double),
+                                        &y[0, 0], y.strides[0] // sizeof(double), act, param, n_threads)
+    _check(status)
+
+
+def act_backward(const floating[:, ::1] z, const floating[:, ::1] y, const floating[:, ::1] dy,
+                 floating[:, ::1] dz, int act, double param=1.0, int n_threads=1):
+    _same_shape("act_backward", (z.shape[0], z.shape[1]), (y.shape[0], y.shape[1]))
+    _same_shape("act_backward", (z.shape[0], z.shape[1]), (dy.shape[0], dy.shape[1]))
+    _same_shape("act_backward", (z.shape[0], z.shape[1]), (dz.shape[0], dz.shape[1]))
+    cdef Py_ssize_t sz = sizeof(floating)
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_act_backward_f32(z.shape[0], z.shape[1], &z[0, 0], z.strides[0] // sz,
+                                         &y[0, 0], y.strides[0] // sz, &dy[0, 0], dy.strides[0] // sz,
+                                         &dz[0, 0], dz.strides[0] // sz, act, param, n_threads)
+        else:
+            status = fm_act_backward_f64(z.shape[0], z.shape[1], &z[0, 0], z.strides[0] // sz,
+                                         &y[0, 0], y.strides[0] // sz, &dy[0, 0], dy.strides[0] // sz,
+                                         &dz[0, 0], dz.strides[0] // sz, act, param, n_threads)
+    _check(status)
+
+
+def prelu_forward(const floating[:, ::1] z, const floating[::1] slope, floating[:, ::1] y,
+                  int n_threads=1):
+    _same_shape("prelu_forward", (z.shape[0], z.shape[1]), (y.shape[0], y.shape[1]))
+    if slope.shape[0] != z.shape[1]:
+        raise ValueError("prelu_forward: one slope per column is needed")
+    cdef Py_ssize_t sz = sizeof(floating)
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_prelu_forward_f32(z.shape[0], z.shape[1], &z[0, 0], z.strides[0] // sz,
+                                          &slope[0], &y[0, 0], y.strides[0] // sz, n_threads)
+        else:
+            status = fm_prelu_forward_f64(z.shape[0], z.shape[1], &z[0, 0], z.strides[0] // sz,
+                                          &slope[0], &y[0, 0], y.strides[0] // sz, n_threads)
+    _check(status)
+
+
+def prelu_backward(const floating[:, ::1] z, const floating[::1] slope, const floating[:, ::1] dy,
+                   floating[:, ::1] dz, floating[::1] dslope, int n_threads=1):
+    _same_shape("prelu_backward", (z.shape[0], z.shape[1]), (dy.shape[0], dy.shape[1]))
+    _same_shape("prelu_backward", (z.shape[0], z.shape[1]), (dz.shape[0], dz.shape[1]))
+    if slope.shape[0] != z.shape[1] or dslope.shape[0] != z.shape[1]:
+        raise ValueError("prelu_backward: one slope per column is needed")
+    cdef Py_ssize_t sz = sizeof(floating)
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_prelu_backward_f32(z.shape[0], z.shape[1], &z[0, 0], z.strides[0] // sz,
+                                           &slope[0], &dy[0, 0], dy.strides[0] // sz,
+                                           &dz[0, 0], dz.strides[0] // sz, &dslope[0], n_threads)
+        else:
+            status = fm_prelu_backward_f64(z.shape[0], z.shape[1], &z[0, 0], z.strides[0] // sz,
+                                           &slope[0], &dy[0, 0], dy.strides[0] // sz,
+                                           &dz[0, 0], dz.strides[0] // sz, &dslope[0], n_threads)
+    _check(status)
+
+
+def colsum(const floating[:, ::1] x, floating[::1] out, int n_threads=1):
+    if out.shape[0] != x.shape[1]:
+        raise ValueError("colsum: out needs one value per column")
+    cdef Py_ssize_t sz = sizeof(floating)
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_colsum_f32(x.shape[0], x.shape[1], &x[0, 0], x.strides[0] // sz, &out[0], n_threads)
+        else:
+            status = fm_colsum_f64(x.shape[0], x.shape[1], &x[0, 0], x.strides[0] // sz, &out[0], n_threads)
+    _check(status)
+
+
+def dense_forward(const floating[:, :] x, const floating[:, ::1] w, const floating[::1] b,
+                  floating[:, ::1] z, floating[:, ::1] y, int act, double act_param=1.0,
+                  int n_threads=1):
+    """z = x @ w + b, y = act(z). b and z may be None; z may be y for the identity."""
+    cdef int64_t batch = x.shape[0], n_in = x.shape[1], n_out = w.shape[1]
+    if w.shape[0] != n_in:
+        raise ValueError(f"dense_forward: x has {n_in} features but w has {w.shape[0]} rows")
+    if y.shape[0] != batch or y.shape[1] != n_out:
+        raise ValueError("dense_forward: y must be (batch, n_out)")
+    if b is not None and b.shape[0] != n_out:
+        raise ValueError("dense_forward: b must have n_out values")
+    if z is not None and (z.shape[0] != batch or z.shape[1] != n_out or z.strides[0] != y.strides[0]):
+        raise ValueError("dense_forward: z must be (batch, n_out) with y's row stride")
+    cdef Py_ssize_t sz = sizeof(floating)
+    cdef int64_t rsx = _es(x.strides[0], sz), csx = _es(x.strides[1], sz), ldy = y.strides[0] // sz
+    cdef const floating *bp = NULL
+    cdef floating *zp = NULL
+    if b is not None:
+        bp = &b[0]
+    if z is not None:
+        zp = &z[0, 0]
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_dense_forward_f32(batch, n_in, n_out, &x[0, 0], rsx, csx, &w[0, 0], bp,
+                                          zp, &y[0, 0], ldy, act, act_param, n_threads)
+        else:
+            status = fm_dense_forward_f64(batch, n_in, n_out, &x[0, 0], rsx, csx, &w[0, 0], bp,
+                                          zp, &y[0, 0], ldy, act, act_param, n_threads)
+    _check(status)
+
+
+def dense_backward(const floating[:, :] x, const floating[:, ::1] w, const floating[:, ::1] z,
+                   const floating[:, ::1] y, const floating[:, ::1] dy, floating[:, ::1] dz,
+                   floating[:, ::1] dx, floating[:, ::1] dw, floating[::1] db, int act,
+                   double act_param=1.0, int n_threads=1):
+    """From dy: dz = dy * act'(z); dw = x^T dz; db = colsum(dz); dx = dz w^T (dx, db may be None)."""
+    cdef int64_t batch = x.shape[0], n_in = x.shape[1], n_out = w.shape[1]
+    if w.shape[0] != n_in or dw.shape[0] != n_in or dw.shape[1] != n_out:
+        raise ValueError("dense_backward: w and dw must be (n_in, n_out)")
+    for name, arr in (("z", z), ("y", y), ("dy", dy), ("dz", dz)):
+        if arr is None or arr.shape[0] != batch or arr.shape[1] != n_out or arr.strides[0] != dy.strides[0]:
+            raise ValueError(f"dense_backward: {name} must be (batch, n_out) with dy's row stride")
+    if dx is not None and (dx.shape[0] != batch or dx.shape[1] != n_in):
+        raise ValueError("dense_backward: dx must be (batch, n_in)")
+    if db is not None and db.shape[0] != n_out:
+        raise ValueError("dense_backward: db must have n_out values")
+    cdef Py_ssize_t sz = sizeof(floating)
+    cdef int64_t rsx = _es(x.strides[0], sz), csx = _es(x.strides[1], sz), ldy = dy.strides[0] // sz
+    cdef int64_t ldx = n_in
+    cdef floating *dxp = NULL
+    cdef floating *dbp = NULL
+    if dx is not None:
+        dxp = &dx[0, 0]
+        ldx = dx.strides[0] // sz
+    if db is not None:
+        dbp = &db[0]
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_dense_backward_f32(batch, n_in, n_out, &x[0, 0], rsx, csx, &w[0, 0],
+                                           &z[0, 0], &y[0, 0], &dy[0, 0], ldy, &dz[0, 0], dxp, ldx,
+                                           &dw[0, 0], dbp, act, act_param, n_threads)
+        else:
+            status = fm_dense_backward_f64(batch, n_in, n_out, &x[0, 0], rsx, csx, &w[0, 0],
+                                           &z[0, 0], &y[0, 0], &dy[0, 0], ldy, &dz[0, 0], dxp, ldx,
+                                           &dw[0, 0], dbp, act, act_param, n_threads)
+    _check(status)
+
+
+def loss(int kind, const floating[:, ::1] z, const floating[:, ::1] t, const int32_t[::1] labels,
+         const floating[::1] sample_weight, floating[:, ::1] grad, int n_threads=1):
+    """Mean loss over the rows of z; writes d(loss)/dz into grad unless grad is None.
+
+    t is (n, k) targets, or None with labels (n,) int32 for the labelled softmax cross-entropy."""
+    cdef int64_t n = z.shape[0], k = z.shape[1]
+    cdef Py_ssize_t sz = sizeof(floating)
+    cdef const floating *tp = NULL
+    cdef const int32_t *lp = NULL
+    cdef const floating *wp = NULL
+    cdef floating *gp = NULL
+    cdef int64_t rst = k, rsg = k
+    if kind == 3:
+        if labels is None or labels.shape[0] != n:
+            raise ValueError("loss: labels must have one entry per row of z")
+        lp = &labels[0]
+    else:
+        if t is None or t.shape[0] != n or t.shape[1] != k:
+            raise ValueError(f"loss: targets must have shape ({n}, {k})")
+        tp = &t[0, 0]
+        rst = t.strides[0] // sz
+    if sample_weight is not None:
+        if sample_weight.shape[0] != n:
+            raise ValueError("loss: sample_weight must have one entry per row of z")
+        wp = &sample_weight[0]
+    if grad is not None:
+        _same_shape("loss", (grad.shape[0], grad.shape[1]), (z.shape[0], z.shape[1]))
+        gp = &grad[0, 0]
+        rsg = grad.strides[0] // sz
+    cdef double value = 0.0
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_loss_f32(n, k, &z[0, 0], z.strides[0] // sz, tp, rst, lp, wp, gp, rsg,
+                                 &value, kind, n_threads)
+        else:
+            status = fm_loss_f64(n, k, &z[0, 0], z.strides[0] // sz, tp, rst, lp, wp, gp, rsg,
+                                 &value, kind, n_threads)
+    _check(status)
+    return value
+
+
+def penalty(const floating[::1] w, floating[::1] grad, double l1, double l2):
+    """Returns l1*sum|w| + l2/2*sum w^2 and adds its gradient to grad (unless None)."""
+    cdef floating *gp = NULL
+    if grad is not None:
+        if grad.shape[0] != w.shape[0]:
+            raise ValueError("penalty: grad must match w")
+        gp = &grad[0]
+    cdef double value = 0.0
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_penalty_f32(w.shape[0], &w[0], gp, &value, l1, l2)
+        else:
+            status = fm_penalty_f64(w.shape[0], &w[0], gp, &value, l1, l2)
+    _check(status)
+    return value
+
+
+def sgd_step(const floating[::1] grad, floating[::1] param, floating[::1] velocity, double lr,
+             double momentum=0.0, double weight_decay=0.0, bint nesterov=False, int n_threads=1):
+    if grad.shape[0] != param.shape[0] or (velocity is not None and velocity.shape[0] != param.shape[0]):
+        raise ValueError("sgd_step: grad, param and velocity must have the same length")
+    cdef floating *vp = NULL
+    if velocity is not None:
+        vp = &velocity[0]
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_sgd_step_f32(param.shape[0], &grad[0], &param[0], vp, lr, momentum,
+                                     weight_decay, nesterov, n_threads)
+        else:
+            status = fm_sgd_step_f64(param.shape[0], &grad[0], &param[0], vp, lr, momentum,
+                                     weight_decay, nesterov, n_threads)
+    _check(status)
+
+
+def permutation(int64_t n, uint64_t seed, uint64_t stream=0):
+    """A random permutation of range(n) from the counter-based generator."""
+    out = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] o = out
+    cdef int status
+    with nogil:
+        status = fm_rng_permutation(n, &o[0], seed, stream)
+    _check(status)
+    return out
+
+
+def rng_u64(uint64_t seed, uint64_t stream, uint64_t counter):
+    return fm_rng_u64(seed, stream, counter)
