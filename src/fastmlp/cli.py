@@ -11,6 +11,8 @@ def _demo(args):
 
     X, y = fm.datasets.load_digits()
     X_train, X_test, y_train, y_test = fm.datasets.train_test_split(X, y, test_size=0.25, seed=0)
+    mean, std = X_train.mean(axis=0), X_train.std(axis=0) + 1e-8  # training-set statistics only
+    X_train, X_test = (X_train - mean) / std, (X_test - mean) / std
     model = fm.Sequential([fm.Dense(args.hidden, activation="relu"), fm.Dense(10)],
                           input_dim=64, dtype="float32", seed=args.seed, n_threads=args.threads)
     model.compile(loss="softmax_cross_entropy",
@@ -40,7 +42,7 @@ def main(argv=None):
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="train an MLP on the bundled 8x8 digits and report test accuracy")
-    demo.add_argument("--epochs", type=int, default=20, help="passes over the training set (default 20)")
+    demo.add_argument("--epochs", type=int, default=30, help="passes over the training set (default 30)")
     demo.add_argument("--hidden", type=int, default=128, help="hidden units (default 128)")
     demo.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default 32)")
     demo.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")

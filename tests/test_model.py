@@ -1,0 +1,298 @@
+"""Sequential's contract: the two paths agree, the batch flavours, weights, dtypes, errors, threads."""
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+import fastmlp as fm
+from fastmlp import _core
+
+
+def make_data(n=97, d=7, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = rng.integers(0, k, size=n)
+    return X, y
+
+
+def mlp(dtype="float64", seed=0, d=7, k=3, n_threads=None):
+    return fm.Sequential([fm.Dense(16, "tanh"), fm.Dense(11, "relu"), fm.Dense(k)],
+                         input_dim=d, dtype=dtype, seed=seed, n_threads=n_threads)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch_size", [1, 10, None])
+def test_layer_by_layer_path_equals_fit(dtype, batch_size):
+    X, y = make_data()
+    X = X.astype(dtype)
+    fitted = mlp(dtype).compile("softmax_cross_entropy", fm.SGD(lr=0.05, momentum=0.9))
+    fitted.fit(X, y, epochs=3, batch_size=batch_size)
+
+    manual = mlp(dtype)
+    opt = fm.SGD(lr=0.05, momentum=0.9)
+    manual.compile("softmax_cross_entropy", opt)
+    loss = fm.SoftmaxCrossEntropy()
+    n = len(X)
+    bs = n if batch_size is None else batch_size
+    for epoch in range(3):
+        order = _core.permutation(n, manual.seed, epoch + 1)
+        for s in range(0, n, bs):
+            idx = order[s:s + bs]
+            logits = manual.forward(X[idx], training=True)
+            _, g = loss(logits, loss.prepare_targets(y[idx], 3, X.dtype))
+            manual.backward(g)
+            opt.step(manual.flat_params, manual.flat_grads)
+    for a, b in zip(fitted.get_weights(), manual.get_weights()):
+        assert np.array_equal(a, b)
+
+
+def test_full_batch_epoch_is_one_gradient_step():
+    X, y = make_data()
+    a = mlp().compile("softmax_cross_entropy", fm.SGD(lr=0.1))
+    b = mlp().compile("softmax_cross_entropy", fm.SGD(lr=0.1))
+    _, grads = a.loss_and_gradients(X, y)
+    expected = [w - 0.1 * g for w, g in zip(a.get_weights(), grads)]
+    b.fit(X, y, epochs=1, batch_size=None, shuffle=False)
+    for w, e in zip(b.get_weights(), expected):
+        np.testing.assert_allclose(w, e, rtol=1e-14, atol=1e-15)
+
+
+def test_online_sgd_is_one_step_per_sample():
+    X, y = make_data(n=13)
+    a = mlp().compile("softmax_cross_entropy", fm.SGD(lr=0.1))
+    b = mlp().compile("softmax_cross_entropy", fm.SGD(lr=0.1))
+    a.fit(X, y, epochs=1, batch_size=1, shuffle=False)
+    for i in range(len(X)):
+        b.train_on_batch(X[i:i + 1], y[i:i + 1])
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        assert np.array_equal(wa, wb)
+
+
+def test_weights_are_views_of_the_flat_buffer():
+    model = mlp()
+    W1 = model.layers[0].weight
+    assert np.shares_memory(W1, model.flat_params)
+    model.layers[0].weight = np.ones_like(W1)
+    assert model.flat_params[:W1.size].sum() == W1.size
+    weights = model.get_weights()
+    assert [w.shape for w in weights] == [(7, 16), (16,), (16, 11), (11,), (11, 3), (3,)]
+    weights[0][...] = 5  # get_weights returns copies
+    assert model.layers[0].weight[0, 0] == 1
+    model.set_weights(weights)
+    assert model.layers[0].weight[0, 0] == 5
+    with pytest.raises(ValueError, match="expected a list of 6"):
+        model.set_weights(weights[:-1])
+    with pytest.raises(ValueError, match="shape"):
+        model.set_weights(weights[:-1] + [np.zeros(4)])
+
+
+def test_same_seed_same_model_and_training():
+    X, y = make_data()
+    a = mlp(seed=5).compile("softmax_cross_entropy")
+    b = mlp(seed=5).compile("softmax_cross_entropy")
+    c = mlp(seed=6)
+    assert all(np.array_equal(p, q) for p, q in zip(a.get_weights(), b.get_weights()))
+    assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
+    a.fit(X, y, epochs=2)
+    b.fit(X, y, epochs=2)
+    assert all(np.array_equal(p, q) for p, q in zip(a.get_weights(), b.get_weights()))
+
+
+def test_thread_count_does_not_change_a_single_bit():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(600, 120))
+    y = rng.integers(0, 10, 600)
+    results = []
+    for nt in (1, 2, 3):
+        model = fm.Sequential([fm.Dense(200, "relu"), fm.Dense(10)], input_dim=120,
+                              dtype="float32", seed=3, n_threads=nt)
+        model.compile("softmax_cross_entropy", fm.SGD(lr=0.01, momentum=0.9))
+        model.fit(X, y, epochs=2, batch_size=256)
+        results.append((model.get_weights(), model.predict(X)))
+    for weights, pred in results[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(results[0][0], weights))
+        assert np.array_equal(results[0][1], pred)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_preserved_and_other_dtypes_converted(dtype):
+    X, y = make_data()
+    model = mlp(np.dtype(dtype).name).compile("softmax_cross_entropy")
+    model.fit(X.astype(np.float16 if dtype == np.float32 else np.int64), y, epochs=1)
+    assert model.flat_params.dtype == dtype
+    assert model.predict(X).dtype == dtype
+    assert model.predict(X.astype(np.int32)).dtype == dtype
+
+
+def test_non_contiguous_input_matches_contiguous():
+    X, y = make_data(n=60, d=14)
+    strided = X[::2, ::2]
+    fortran = np.asfortranarray(X[::2, ::2])
+    model = mlp().compile("softmax_cross_entropy")
+    expected = model.predict(np.ascontiguousarray(strided))
+    assert np.array_equal(model.predict(strided), expected)
+    assert np.array_equal(model.predict(fortran), expected)
+    assert np.array_equal(model.predict(np.ascontiguousarray(strided)[::-1])[::-1], expected)
+    l1, g1 = model.loss_and_gradients(strided, y[::2])
+    l2, g2 = model.loss_and_gradients(np.ascontiguousarray(strided), y[::2])
+    assert l1 == l2 and all(np.array_equal(a, b) for a, b in zip(g1, g2))
+
+
+def test_softmax_last_layer_is_fused_with_cross_entropy():
+    X, y = make_data()
+    plain = mlp().compile("softmax_cross_entropy")
+    fused = fm.Sequential([fm.Dense(16, "tanh"), fm.Dense(11, "relu"), fm.Dense(3, "softmax")],
+                          input_dim=7, dtype="float64", seed=0).compile("cross_entropy")
+    fused.set_weights(plain.get_weights())
+    la, ga = plain.loss_and_gradients(X, y)
+    lb, gb = fused.loss_and_gradients(X, y)
+    assert la == lb and all(np.array_equal(a, b) for a, b in zip(ga, gb))
+    np.testing.assert_allclose(plain.predict(X), fused.predict(X), rtol=1e-15)
+    np.testing.assert_allclose(plain.predict(X).sum(axis=1), 1.0, rtol=1e-14)
+    separate = fm.Sequential([fm.Dense(16, "tanh"), fm.Dense(11, "relu"), fm.Dense(3), fm.Softmax()],
+                             input_dim=7, dtype="float64").compile("cross_entropy")
+    separate.set_weights(plain.get_weights())
+    lc, gc = separate.loss_and_gradients(X, y)
+    assert la == lc and all(np.array_equal(a, b) for a, b in zip(ga, gc))
+
+
+def test_one_hot_targets_equal_integer_labels():
+    X, y = make_data()
+    model = mlp().compile("softmax_cross_entropy")
+    la, ga = model.loss_and_gradients(X, y)
+    lb, gb = model.loss_and_gradients(X, np.eye(3)[y])
+    np.testing.assert_allclose(la, lb, rtol=1e-14)
+    for a, b in zip(ga, gb):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-16)
+
+
+def test_integer_sample_weights_equal_repeating_samples():
+    X, y = make_data(n=20)
+    w = np.arange(20) % 3 + 1
+    model = mlp().compile("softmax_cross_entropy")
+    la, ga = model.loss_and_gradients(X, y, sample_weight=w)
+    lb, gb = model.loss_and_gradients(np.repeat(X, w, axis=0), np.repeat(y, w))
+    np.testing.assert_allclose(la, lb, rtol=1e-13)
+    for a, b in zip(ga, gb):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+
+
+def test_regression_with_mse_and_1d_targets():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.3
+    model = fm.Sequential([fm.Dense(1)], input_dim=3, dtype="float64", seed=0)
+    model.compile("mse", fm.SGD(lr=0.1))
+    model.fit(X, y, epochs=200, batch_size=None)
+    np.testing.assert_allclose(model.layers[0].weight[:, 0], [1.0, -2.0, 0.5], atol=1e-6)
+    np.testing.assert_allclose(model.layers[0].bias, [0.3], atol=1e-6)
+    assert model.evaluate(X, y) < 1e-10
+
+
+def test_history_and_validation_loss():
+    X, y = make_data()
+    model = mlp().compile("softmax_cross_entropy", fm.SGD(lr=0.05))
+    history = model.fit(X, y, epochs=4, validation_data=(X[:20], y[:20]))
+    assert len(history["loss"]) == 4 and len(history["val_loss"]) == 4
+    assert history["val_loss"][-1] == model.evaluate(X[:20], y[:20])
+    assert history.epoch == [0, 1, 2, 3]
+    more = model.fit(X, y, epochs=1)
+    assert more.epoch == [4]  # continuing training draws new shuffles
+
+
+def test_pickle_round_trip_keeps_flat_views():
+    X, y = make_data()
+    model = mlp().compile("softmax_cross_entropy", fm.SGD(lr=0.05, momentum=0.9))
+    model.fit(X, y, epochs=2)
+    clone = pickle.loads(pickle.dumps(model))
+    assert np.array_equal(clone.predict(X), model.predict(X))
+    assert np.shares_memory(clone.layers[0].weight, clone.flat_params)
+    model.fit(X, y, epochs=1)
+    clone.fit(X, y, epochs=1)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), clone.get_weights()))
+
+
+def test_predict_from_many_threads_at_once():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 50)).astype(np.float32)
+    model = fm.Sequential([fm.Dense(64, "relu"), fm.Dense(10)], input_dim=50, seed=0, n_threads=1)
+    model.compile("softmax_cross_entropy")
+    chunks = [X[i::8] for i in range(8)]
+    expected = [model.predict(c) for c in chunks]
+    results = [None] * 8
+
+    def work(i):
+        for _ in range(20):
+            out = model.predict(chunks[i])
+            if not np.array_equal(out, expected[i]):
+                results[i] = False
+                return
+        results[i] = True
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(results)
+
+
+def test_divergence_raises_and_keeps_finite_weights():
+    X, y = make_data()
+    model = mlp().compile("mse", fm.SGD(lr=1e6))
+    with pytest.raises(FloatingPointError, match="learning rate"):
+        model.fit(X * 1e3, np.eye(3)[y] * 1e3, epochs=50)
+    assert np.all(np.isfinite(model.flat_params))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros(7), "Expected 2D array"),
+    (np.zeros((2, 7, 1)), "Expected <= 2"),
+    (np.zeros((0, 7)), "0 sample"),
+    (np.zeros((3, 5)), "3 samples|5 features"),
+    (np.array([[np.nan] * 7]), "NaN"),
+    (np.array([[np.inf] * 7]), "infinity"),
+    (np.array([["a"] * 7]), "numbers"),
+])
+def test_bad_X_is_rejected_clearly(bad, message):
+    model = mlp().compile("softmax_cross_entropy")
+    with pytest.raises(ValueError, match=message):
+        model.predict(bad)
+    with pytest.raises(ValueError, match=message):
+        model.fit(bad, np.zeros(len(bad), int))
+
+
+def test_bad_targets_and_settings_are_rejected_clearly():
+    X, y = make_data()
+    model = mlp().compile("softmax_cross_entropy")
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        model.fit(X, y[:-1])
+    with pytest.raises(ValueError, match=r"Class labels must be in \[0, 3\)"):
+        model.fit(X, y + 1)
+    with pytest.raises(ValueError, match="integer class labels"):
+        model.fit(X, y.astype(str))
+    with pytest.raises(ValueError, match="batch_size"):
+        model.fit(X, y, batch_size=0)
+    with pytest.raises(ValueError, match="epochs"):
+        model.fit(X, y, epochs=-1)
+    with pytest.raises(ValueError, match="Unknown activation 'relux'"):
+        fm.Dense(3, activation="relux")
+    with pytest.raises(ValueError, match="Unknown loss"):
+        model.compile(loss="cross_entropyy")
+    with pytest.raises(ValueError, match="sample_weight"):
+        model.fit(X, y, sample_weight=np.ones(3))
+    mse = mlp().compile("mse")
+    with pytest.raises(ValueError, match="3 output"):
+        mse.fit(X, y)
+
+
+def test_use_before_build_or_compile():
+    X, y = make_data()
+    with pytest.raises(RuntimeError, match="not fitted yet"):
+        fm.Sequential([fm.Dense(3)]).predict(X)
+    with pytest.raises(RuntimeError, match="compile"):
+        fm.Sequential([fm.Dense(3)]).fit(X, y)
+    lazy = fm.Sequential([fm.Dense(5, "relu"), fm.Dense(3)], seed=0).compile("cross_entropy")
+    lazy.fit(X, y, epochs=1)
+    assert lazy.input_dim == 7 and lazy.n_params == 7 * 5 + 5 + 5 * 3 + 3
