@@ -20,4 +20,20 @@
 #define FM_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define FM_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* Workspace-taking variants of the public dense kernels (the engine passes its own workspace,
+ * so no step allocates). */
+#define FM_DECLARE_DENSE_WS(T, S)                                                                 \
+    int fm_dense_forward_ws_##S(int64_t batch, int64_t n_in, int64_t n_out, const T *x,           \
+                                int64_t rsx, int64_t csx, const T *w, const T *b, T *z, T *y,     \
+                                int64_t ldy, int act, double act_param, void *ws, size_t ws_size, \
+                                int n_threads);                                                   \
+    int fm_dense_backward_ws_##S(int64_t batch, int64_t n_in, int64_t n_out, const T *x,          \
+                                 int64_t rsx, int64_t csx, const T *w, const T *z, const T *y,    \
+                                 const T *dy, int64_t ldy, T *dz, T *dx, int64_t ldx, T *dw,      \
+                                 T *db, int act, double act_param, void *ws, size_t ws_size,      \
+                                 int n_threads);                                                  \
+    size_t fm_dense_workspace_size_##S(int64_t batch, int64_t n_in, int64_t n_out, int n_threads);
+FM_DECLARE_DENSE_WS(float, f32)
+FM_DECLARE_DENSE_WS(double, f64)
+
 #endif

@@ -25,3 +25,18 @@ int FM_FN(fm_sgd_step)(int64_t n, const T *grad, T *param, T *velocity,
     }
     return FM_OK;
 }
+
+int FM_FN(fm_optim_step)(int64_t n, const T *grad, T *param, fm_optim *opt, int n_threads) {
+    if (!opt || n < 0) return FM_ERR_ARG;
+    int status;
+    switch (opt->kind) {
+    case FM_OPT_SGD:
+        status = FM_FN(fm_sgd_step)(n, grad, param, (T *)opt->state[0], opt->lr, opt->momentum,
+                                    opt->weight_decay, opt->nesterov, n_threads);
+        break;
+    default:
+        return FM_ERR_ARG;
+    }
+    if (status == FM_OK) opt->step++;
+    return status;
+}

@@ -238,9 +238,11 @@ def test_predict_from_many_threads_at_once():
     assert all(results)
 
 
-def test_divergence_raises_and_keeps_finite_weights():
+@pytest.mark.parametrize("use_engine", [True, False])
+def test_divergence_raises_and_keeps_finite_weights(use_engine):
     X, y = make_data()
     model = mlp().compile("mse", fm.SGD(lr=1e6))
+    model._use_engine = use_engine
     with pytest.raises(FloatingPointError, match="learning rate"):
         model.fit(X * 1e3, np.eye(3)[y] * 1e3, epochs=50)
     assert np.all(np.isfinite(model.flat_params))
@@ -296,3 +298,42 @@ def test_use_before_build_or_compile():
     lazy = fm.Sequential([fm.Dense(5, "relu"), fm.Dense(3)], seed=0).compile("cross_entropy")
     lazy.fit(X, y, epochs=1)
     assert lazy.input_dim == 7 and lazy.n_params == 7 * 5 + 5 + 5 * 3 + 3
+
+
+ENGINE_NETS = {
+    "dense-relu-softmax-fused": (lambda: [fm.Dense(9, "relu", l2=0.01), fm.Dense(3, "softmax")],
+                                 "softmax_cross_entropy"),
+    "prelu-activation-layers": (lambda: [fm.Dense(8), fm.PReLU(), fm.Dense(6, use_bias=False, l1=0.001),
+                                         fm.Tanh(), fm.Dense(3), fm.Softmax()], "cross_entropy"),
+    "sigmoid-bce": (lambda: [fm.Dense(5, fm.Sigmoid(T=2.0)), fm.Dense(3, "sigmoid")],
+                    "binary_cross_entropy"),
+    "mse-elu": (lambda: [fm.Dense(10, "elu"), fm.LeakyReLU(0.1), fm.Dense(3)], "mse"),
+    "hinge": (lambda: [fm.Dense(6, "gelu"), fm.Dense(3)], "hinge"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENGINE_NETS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch_size", [1, 16, None])
+def test_compiled_engine_equals_layer_by_layer_path(name, dtype, batch_size):
+    make_layers, loss = ENGINE_NETS[name]
+    X, labels = make_data(n=45)
+    rng = np.random.default_rng(1)
+    y = {"mse": rng.normal(size=(45, 3)), "binary_cross_entropy": (rng.random((45, 3)) > 0.5) * 1.0,
+         "hinge": np.where(rng.random((45, 3)) > 0.5, 1.0, -1.0)}.get(loss, labels)
+    w = rng.random(45)
+    models = []
+    for use_engine in (True, False):
+        model = fm.Sequential(make_layers(), input_dim=7, dtype=dtype, seed=4)
+        model.compile(loss, fm.SGD(lr=0.01, momentum=0.9, nesterov=True))
+        model._use_engine = use_engine
+        history = model.fit(X, y, epochs=2, batch_size=batch_size, sample_weight=w)
+        models.append((model, history))
+    (engine, h_engine), (python, h_python) = models
+    for a, b in zip(engine.get_weights(), python.get_weights()):
+        assert np.array_equal(a, b)
+    np.testing.assert_allclose(h_engine["loss"], h_python["loss"], rtol=1e-6 if dtype == "float32" else 1e-12)
+    assert engine.optimizer.iterations == python.optimizer.iterations
+    for method in ("predict", "predict_raw"):
+        np.testing.assert_allclose(getattr(engine, method)(X), getattr(python, method)(X),
+                                   rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-7)

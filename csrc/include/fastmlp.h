@@ -25,6 +25,7 @@ extern "C" {
 #define FM_ERR_NOMEM (-2)       /* an allocation failed */
 #define FM_ERR_LABEL (-3)       /* a class label outside [0, n_classes) */
 #define FM_ERR_WORKSPACE (-4)   /* the caller's workspace is too small */
+#define FM_ERR_NONFINITE (-5)   /* a training step produced a NaN or infinite loss (not applied) */
 
 /* ---- activations: y = f(z), elementwise unless noted ----
  * IDENTITY    y = c*z                      (c = param, the notes' linear activation; 1 = identity)
@@ -201,6 +202,93 @@ int fm_sgd_step_f32(int64_t n, const float *grad, float *param, float *velocity,
                     double lr, double momentum, double weight_decay, int nesterov, int n_threads);
 int fm_sgd_step_f64(int64_t n, const double *grad, double *param, double *velocity,
                     double lr, double momentum, double weight_decay, int nesterov, int n_threads);
+
+/* ---- optimizers as one dispatchable object (used by the engine and the Python layer path) ----
+ * step counts updates done; fm_optim_step uses it and increments it. state[] are caller-owned
+ * vectors of n values of the dtype (which slots an optimizer uses is documented with it). */
+enum fm_optim_kind {
+    FM_OPT_SGD = 0,       /* state[0]: velocity (when momentum > 0) */
+    FM_OPT_COUNT_
+};
+
+typedef struct fm_optim {
+    int kind;
+    double lr;
+    double momentum;
+    double weight_decay;
+    int nesterov;
+    int64_t step;
+    void *state[4];
+} fm_optim;
+
+int fm_optim_step_f32(int64_t n, const float *grad, float *param, fm_optim *opt, int n_threads);
+int fm_optim_step_f64(int64_t n, const double *grad, double *param, fm_optim *opt, int n_threads);
+
+/* ---- the network engine: a plan of layers over flat buffers; whole epochs and inference in
+ * one call each, with a caller-owned workspace (nothing is allocated per step) ---- */
+enum fm_layer_kind {
+    FM_LAYER_DENSE = 0,       /* y = act(x W + b): W at w_offset (n_in x n_out), b at b_offset or -1 */
+    FM_LAYER_ACTIVATION = 1,  /* y = act(x), n_in == n_out */
+    FM_LAYER_PRELU = 2,       /* y = x > 0 ? x : slope_j x, slopes at w_offset */
+    FM_LAYER_COUNT_
+};
+
+typedef struct fm_layer {
+    int kind;
+    int act;              /* enum fm_activation (DENSE: fused; ACTIVATION: the function) */
+    double act_param;
+    int64_t n_in, n_out;
+    int64_t w_offset;     /* element offsets into the flat params / grads */
+    int64_t b_offset;
+    double l1, l2;        /* DENSE: penalties on W (value l1 sum|W| + l2/2 sum W^2) */
+} fm_layer;
+
+/* How the loss meets the last layer: NONE, the loss reads the last output; DENSE, the last Dense
+ * layer's activation is the loss's link, so the loss reads its pre-activation; ACTIVATION, the
+ * last layer is the link activation itself, so the loss reads that layer's input. */
+enum fm_fused { FM_FUSED_NONE = 0, FM_FUSED_DENSE = 1, FM_FUSED_ACTIVATION = 2 };
+
+typedef struct fm_net {
+    int n_layers;
+    const fm_layer *layers;
+    int loss;     /* enum fm_loss */
+    int fused;    /* enum fm_fused */
+    int link;     /* activation predict applies to the logits (FM_ACT_IDENTITY for none) */
+} fm_net;
+
+/* Bytes of workspace for batches of up to `batch` rows (training: gathered inputs, every
+ * layer's outputs, backward buffers; inference: forward buffers only). */
+size_t fm_net_workspace_size_f32(const fm_net *net, int64_t batch, int training, int n_threads);
+size_t fm_net_workspace_size_f64(const fm_net *net, int64_t batch, int training, int n_threads);
+
+/* One epoch of mini-batch training: for each batch of `order` (n indices into the rows of x),
+ * gather, forward, loss, backward, penalties, then opt's update of params. The result is bit for
+ * bit that of the layer-by-layer path. t is (rows, k) with row stride ldt, or labels (int32);
+ * sample_weight may be NULL. loss_sum/weight_sum accumulate sum_b loss_b * w_b and sum_b w_b
+ * (w_b = batch rows, or their weight sum); steps_done counts applied updates. Returns
+ * FM_ERR_NONFINITE, without applying that update, when a batch loss is not finite. */
+int fm_net_train_epoch_f32(const fm_net *net, int64_t n, const int64_t *order, int64_t batch_size,
+                           const float *x, int64_t rsx, int64_t csx, const float *t, int64_t ldt,
+                           const int32_t *labels, const float *sample_weight,
+                           float *params, float *grads, fm_optim *opt,
+                           double *loss_sum, double *weight_sum, int64_t *steps_done,
+                           void *workspace, size_t workspace_size, int n_threads);
+int fm_net_train_epoch_f64(const fm_net *net, int64_t n, const int64_t *order, int64_t batch_size,
+                           const double *x, int64_t rsx, int64_t csx, const double *t, int64_t ldt,
+                           const int32_t *labels, const double *sample_weight,
+                           double *params, double *grads, fm_optim *opt,
+                           double *loss_sum, double *weight_sum, int64_t *steps_done,
+                           void *workspace, size_t workspace_size, int n_threads);
+
+/* Outputs for n rows of x, `chunk` rows at a time: the logits if raw, else the link applied to
+ * them (out: n x n_outputs, row stride ldo). Reads params only: any number of threads may predict
+ * with one model at once, each with its own workspace (sized for batch = chunk, training = 0). */
+int fm_net_predict_f32(const fm_net *net, int64_t n, const float *x, int64_t rsx, int64_t csx,
+                       const float *params, float *out, int64_t ldo, int raw, int64_t chunk,
+                       void *workspace, size_t workspace_size, int n_threads);
+int fm_net_predict_f64(const fm_net *net, int64_t n, const double *x, int64_t rsx, int64_t csx,
+                       const double *params, double *out, int64_t ldo, int raw, int64_t chunk,
+                       void *workspace, size_t workspace_size, int n_threads);
 
 /* ---- counter-based random numbers: the value at (seed, stream, i) never depends on threads ---- */
 uint64_t fm_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter);

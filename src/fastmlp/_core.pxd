@@ -2,7 +2,7 @@
 from libc.stdint cimport int64_t, int32_t, uint64_t
 
 cdef extern from "fastmlp.h" nogil:
-    int FM_OK, FM_ERR_ARG, FM_ERR_NOMEM, FM_ERR_LABEL, FM_ERR_WORKSPACE
+    int FM_OK, FM_ERR_ARG, FM_ERR_NOMEM, FM_ERR_LABEL, FM_ERR_WORKSPACE, FM_ERR_NONFINITE
 
     int fm_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa, int64_t csa,
                     const float *b, int64_t rsb, int64_t csb, float *c, int64_t rsc, int64_t csc,
@@ -66,6 +66,51 @@ cdef extern from "fastmlp.h" nogil:
                         double lr, double momentum, double weight_decay, int nesterov, int n_threads)
     int fm_sgd_step_f64(int64_t n, const double *grad, double *param, double *velocity,
                         double lr, double momentum, double weight_decay, int nesterov, int n_threads)
+
+    ctypedef struct fm_optim:
+        int kind
+        double lr
+        double momentum
+        double weight_decay
+        int nesterov
+        int64_t step
+        void *state[4]
+    int fm_optim_step_f32(int64_t n, const float *grad, float *param, fm_optim *opt, int n_threads)
+    int fm_optim_step_f64(int64_t n, const double *grad, double *param, fm_optim *opt, int n_threads)
+
+    ctypedef struct fm_layer:
+        int kind
+        int act
+        double act_param
+        int64_t n_in, n_out
+        int64_t w_offset, b_offset
+        double l1, l2
+    ctypedef struct fm_net:
+        int n_layers
+        const fm_layer *layers
+        int loss
+        int fused
+        int link
+    size_t fm_net_workspace_size_f32(const fm_net *net, int64_t batch, int training, int n_threads)
+    size_t fm_net_workspace_size_f64(const fm_net *net, int64_t batch, int training, int n_threads)
+    int fm_net_train_epoch_f32(const fm_net *net, int64_t n, const int64_t *order, int64_t batch_size,
+                               const float *x, int64_t rsx, int64_t csx, const float *t, int64_t ldt,
+                               const int32_t *labels, const float *sample_weight,
+                               float *params, float *grads, fm_optim *opt,
+                               double *loss_sum, double *weight_sum, int64_t *steps_done,
+                               void *workspace, size_t workspace_size, int n_threads)
+    int fm_net_train_epoch_f64(const fm_net *net, int64_t n, const int64_t *order, int64_t batch_size,
+                               const double *x, int64_t rsx, int64_t csx, const double *t, int64_t ldt,
+                               const int32_t *labels, const double *sample_weight,
+                               double *params, double *grads, fm_optim *opt,
+                               double *loss_sum, double *weight_sum, int64_t *steps_done,
+                               void *workspace, size_t workspace_size, int n_threads)
+    int fm_net_predict_f32(const fm_net *net, int64_t n, const float *x, int64_t rsx, int64_t csx,
+                           const float *params, float *out, int64_t ldo, int raw, int64_t chunk,
+                           void *workspace, size_t workspace_size, int n_threads)
+    int fm_net_predict_f64(const fm_net *net, int64_t n, const double *x, int64_t rsx, int64_t csx,
+                           const double *params, double *out, int64_t ldo, int raw, int64_t chunk,
+                           void *workspace, size_t workspace_size, int n_threads)
 
     uint64_t fm_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter)
     int fm_rng_permutation(int64_t n, int64_t *out, uint64_t seed, uint64_t stream)

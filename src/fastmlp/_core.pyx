@@ -6,6 +6,7 @@ trust them. Every kernel runs without the GIL.
 """
 from cython cimport floating
 from libc.stdint cimport int64_t, int32_t, uint64_t
+from libc.stdlib cimport malloc, free
 import numpy as np
 
 from fastmlp._core cimport *
@@ -14,6 +15,9 @@ ACTIVATIONS = {
     "identity": 0, "step": 1, "sign": 2, "sigmoid": 3, "tanh": 4, "relu": 5, "leaky_relu": 6,
     "elu": 7, "softplus": 8, "silu": 9, "gelu": 10, "softmax": 11,
 }
+OPTIMIZERS = {"sgd": 0}
+LAYERS = {"dense": 0, "activation": 1, "prelu": 2}
+FUSED = {None: 0, "dense": 1, "activation": 2}
 LOSSES = {
     "mse": 0, "bce_logits": 1, "softmax_ce": 2, "softmax_ce_labels": 3, "perceptron": 4, "hinge": 5,
 }
@@ -320,3 +324,165 @@ def permutation(int64_t n, uint64_t seed, uint64_t stream=0):
 
 def rng_u64(uint64_t seed, uint64_t stream, uint64_t counter):
     return fm_rng_u64(seed, stream, counter)
+
+
+cdef int _fill_optim(fm_optim *opt, dict hyper, list state, int64_t step, Py_ssize_t n,
+                     object dtype) except -1:
+    opt.kind = OPTIMIZERS[hyper["kind"]]
+    opt.lr = hyper.get("lr", 0.0)
+    opt.momentum = hyper.get("momentum", 0.0)
+    opt.weight_decay = hyper.get("weight_decay", 0.0)
+    opt.nesterov = bool(hyper.get("nesterov", False))
+    opt.step = step
+    cdef int i
+    for i in range(4):
+        opt.state[i] = NULL
+    if len(state) > 4:
+        raise ValueError("at most 4 optimizer state vectors")
+    for i, arr in enumerate(state):
+        if arr is None:
+            continue
+        if (not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != 1
+                or arr.shape[0] != n or not arr.flags.c_contiguous or not arr.flags.writeable):
+            raise ValueError("optimizer state must be writeable contiguous vectors like the parameters")
+        opt.state[i] = <void *><size_t>arr.ctypes.data
+    return 0
+
+
+def optim_step(const floating[::1] grad, floating[::1] param, dict hyper, list state,
+               int64_t step, int n_threads=1):
+    """One update of param by the optimizer described by hyper (with its state vectors).
+    Returns the new step count."""
+    if grad.shape[0] != param.shape[0]:
+        raise ValueError("optim_step: grad and param must have the same length")
+    cdef fm_optim opt
+    _fill_optim(&opt, hyper, state, step, param.shape[0],
+                np.float32 if floating is float else np.float64)
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_optim_step_f32(param.shape[0], &grad[0], &param[0], &opt, n_threads)
+        else:
+            status = fm_optim_step_f64(param.shape[0], &grad[0], &param[0], &opt, n_threads)
+    _check(status)
+    return opt.step
+
+
+cdef class NetPlan:
+    """A network plan for the C engine: layer descriptors pointing into the flat buffers."""
+    cdef fm_layer *layers
+    cdef fm_net net
+    cdef readonly int n_layers
+    cdef readonly int64_t n_inputs, n_outputs
+
+    def __cinit__(self, list layers, int loss, int fused, int link):
+        self.n_layers = len(layers)
+        if self.n_layers < 1:
+            raise ValueError("a plan needs at least one layer")
+        self.layers = <fm_layer *>malloc(sizeof(fm_layer) * self.n_layers)
+        if self.layers == NULL:
+            raise MemoryError()
+        cdef int i
+        for i, d in enumerate(layers):
+            self.layers[i].kind = LAYERS[d["kind"]]
+            self.layers[i].act = d.get("act", 0)
+            self.layers[i].act_param = d.get("act_param", 1.0)
+            self.layers[i].n_in = d["n_in"]
+            self.layers[i].n_out = d["n_out"]
+            self.layers[i].w_offset = d.get("w_offset", -1)
+            self.layers[i].b_offset = d.get("b_offset", -1)
+            self.layers[i].l1 = d.get("l1", 0.0)
+            self.layers[i].l2 = d.get("l2", 0.0)
+        self.net.n_layers = self.n_layers
+        self.net.layers = self.layers
+        self.net.loss = loss
+        self.net.fused = fused
+        self.net.link = link
+        self.n_inputs = self.layers[0].n_in
+        self.n_outputs = self.layers[self.n_layers - 1].n_out
+        if fm_net_workspace_size_f64(&self.net, 1, 1, 1) == 0:
+            raise ValueError("inconsistent network plan (layer widths, kinds or loss)")
+
+    def __dealloc__(self):
+        free(self.layers)
+
+    def workspace_size(self, dtype, int64_t batch, bint training, int n_threads):
+        if np.dtype(dtype) == np.float32:
+            return fm_net_workspace_size_f32(&self.net, batch, training, n_threads)
+        return fm_net_workspace_size_f64(&self.net, batch, training, n_threads)
+
+    def train_epoch(self, const floating[:, :] x, const floating[:, ::1] t,
+                    const int32_t[::1] labels, const floating[::1] sample_weight,
+                    const int64_t[::1] order, int64_t batch_size, floating[::1] params,
+                    floating[::1] grads, dict hyper, list state, int64_t step,
+                    unsigned char[::1] workspace, int n_threads):
+        """Returns (finite, loss_sum, weight_sum, steps_done, optimizer_step)."""
+        cdef Py_ssize_t sz = sizeof(floating)
+        cdef int64_t n = order.shape[0]
+        if x.shape[1] != self.n_inputs:
+            raise ValueError("train_epoch: x does not match the plan's input width")
+        if params.shape[0] != grads.shape[0]:
+            raise ValueError("train_epoch: params and grads differ in length")
+        cdef const floating *tp = NULL
+        cdef const int32_t *lp = NULL
+        cdef const floating *wp = NULL
+        cdef int64_t ldt = self.n_outputs
+        if t is not None:
+            if t.shape[0] != x.shape[0] or t.shape[1] != self.n_outputs:
+                raise ValueError("train_epoch: targets must be (n_samples, n_outputs)")
+            tp = &t[0, 0]
+            ldt = t.strides[0] // sz
+        if labels is not None:
+            if labels.shape[0] != x.shape[0]:
+                raise ValueError("train_epoch: one label per sample")
+            lp = &labels[0]
+        if sample_weight is not None:
+            if sample_weight.shape[0] != x.shape[0]:
+                raise ValueError("train_epoch: one weight per sample")
+            wp = &sample_weight[0]
+        cdef int64_t i
+        for i in range(n):
+            if order[i] < 0 or order[i] >= x.shape[0]:
+                raise ValueError("train_epoch: order holds an index outside the data")
+        cdef fm_optim opt
+        _fill_optim(&opt, hyper, state, step, params.shape[0],
+                    np.float32 if floating is float else np.float64)
+        cdef double loss_sum = 0.0, weight_sum = 0.0
+        cdef int64_t steps = 0
+        cdef int64_t rsx = _es(x.strides[0], sz), csx = _es(x.strides[1], sz)
+        cdef int status
+        with nogil:
+            if floating is float:
+                status = fm_net_train_epoch_f32(&self.net, n, &order[0], batch_size, &x[0, 0], rsx, csx,
+                                                tp, ldt, lp, wp, &params[0], &grads[0], &opt,
+                                                &loss_sum, &weight_sum, &steps, &workspace[0],
+                                                workspace.shape[0], n_threads)
+            else:
+                status = fm_net_train_epoch_f64(&self.net, n, &order[0], batch_size, &x[0, 0], rsx, csx,
+                                                tp, ldt, lp, wp, &params[0], &grads[0], &opt,
+                                                &loss_sum, &weight_sum, &steps, &workspace[0],
+                                                workspace.shape[0], n_threads)
+        if status == FM_ERR_NONFINITE:
+            return False, loss_sum, weight_sum, steps, opt.step
+        _check(status)
+        return True, loss_sum, weight_sum, steps, opt.step
+
+    def predict(self, const floating[:, :] x, const floating[::1] params, floating[:, ::1] out,
+                bint raw, int64_t chunk, unsigned char[::1] workspace, int n_threads):
+        cdef Py_ssize_t sz = sizeof(floating)
+        if x.shape[1] != self.n_inputs:
+            raise ValueError("predict: x does not match the plan's input width")
+        if out.shape[0] != x.shape[0] or out.shape[1] != self.n_outputs:
+            raise ValueError("predict: out must be (n_samples, n_outputs)")
+        cdef int64_t rsx = _es(x.strides[0], sz), csx = _es(x.strides[1], sz)
+        cdef int status
+        with nogil:
+            if floating is float:
+                status = fm_net_predict_f32(&self.net, x.shape[0], &x[0, 0], rsx, csx, &params[0],
+                                            &out[0, 0], out.strides[0] // sz, raw, chunk,
+                                            &workspace[0], workspace.shape[0], n_threads)
+            else:
+                status = fm_net_predict_f64(&self.net, x.shape[0], &x[0, 0], rsx, csx, &params[0],
+                                            &out[0, 0], out.strides[0] // sz, raw, chunk,
+                                            &workspace[0], workspace.shape[0], n_threads)
+        _check(status)

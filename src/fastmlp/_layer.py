@@ -84,8 +84,10 @@ class Layer:
             dt = np.asarray(x).dtype
             self.build(np.shape(x)[-1] if np.ndim(x) == 2 else 0,
                        dt if dt in (np.float32, np.float64) else np.float32)
+        # Shape and dtype only: a layer propagates NaN like any function (the model checks
+        # the user's data once, at fit/predict, and stops training on a non-finite loss).
         return check_array(x, self.dtype, name="x", n_features=self.input_dim,
-                           owner=type(self).__name__, allow_empty=True)
+                           owner=type(self).__name__, allow_empty=True, finite=False)
 
     def _check_grad(self, grad_out, shape):
         g = np.ascontiguousarray(grad_out, dtype=self.dtype)

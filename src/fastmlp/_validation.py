@@ -36,7 +36,8 @@ def check_finite(arr, name):
         )
 
 
-def check_array(X, dtype, name="X", n_features=None, owner="this model", allow_empty=False):
+def check_array(X, dtype, name="X", n_features=None, owner="this model", allow_empty=False,
+                finite=True):
     """A finite 2-D float array of `dtype` with at least one sample and one feature.
 
     Keeps the caller's array when it already fits (no copy); otherwise converts. Arrays with
@@ -70,7 +71,8 @@ def check_array(X, dtype, name="X", n_features=None, owner="this model", allow_e
     itemsize = arr.itemsize
     if any(s <= 0 or s % itemsize for s in arr.strides) and arr.size:
         arr = np.ascontiguousarray(arr)
-    check_finite(arr, name)
+    if finite:
+        check_finite(arr, name)
     return arr
 
 

@@ -11,7 +11,7 @@ from ._layer import Layer
 from ._validation import (check_array, check_consistent_length, check_positive_int,
                           check_sample_weight, resolve_dtype)
 from .activations import Activation
-from .layers import Dense
+from .layers import Dense, PReLU
 from .losses import get_loss
 from .optimizers import get_optimizer
 
@@ -70,6 +70,7 @@ class Sequential:
         self._epochs_done = 0
         self._params = None
         self._grads = None
+        self._use_engine = True  # False forces the layer-by-layer path (tests compare the two)
         if input_dim is not None:
             self.build(check_positive_int(input_dim, "input_dim"))
 
@@ -116,9 +117,12 @@ class Sequential:
 
     def _bind_views(self):
         offset = 0
+        self._offsets = []
         for layer, layer_shapes, width in zip(self.layers, self._layout, self._widths):
             params, grads = [], []
+            self._offsets.append([])
             for _, shape in layer_shapes:
+                self._offsets[-1].append(offset)
                 size = int(np.prod(shape))
                 params.append(self._params[offset:offset + size].reshape(shape))
                 grads.append(self._grads[offset:offset + size].reshape(shape))
@@ -207,6 +211,36 @@ class Sequential:
     def _require_compiled(self):
         if self.loss is None:
             raise RuntimeError("The model is not compiled: call model.compile(loss=..., optimizer=...) first.")
+
+    # ---- the compiled engine ----
+    def _layer_plan(self, i, layer):
+        """The engine's descriptor of layer i, or None if only the Python path can run it."""
+        offsets = self._offsets[i]
+        n_in, n_out = layer.input_dim, layer.output_dim
+        if type(layer) is Dense:
+            act = layer.activation
+            return {"kind": "dense", "act": act.kind, "act_param": act.param, "n_in": n_in,
+                    "n_out": n_out, "w_offset": offsets[0],
+                    "b_offset": offsets[1] if layer.use_bias else -1,
+                    "l1": layer.l1, "l2": layer.l2}
+        if isinstance(layer, Activation) and type(layer).forward is Activation.forward:
+            return {"kind": "activation", "act": layer.kind, "act_param": layer.param,
+                    "n_in": n_in, "n_out": n_out}
+        if type(layer) is PReLU:
+            return {"kind": "prelu", "n_in": n_in, "n_out": n_out, "w_offset": offsets[0]}
+        return None
+
+    def _plan(self, labelled=False):
+        """A NetPlan for the C engine, or None when a layer needs the Python path."""
+        descs = [self._layer_plan(i, layer) for i, layer in enumerate(self.layers)]
+        if any(d is None for d in descs):
+            return None
+        if self.loss is None:
+            loss, fused, link = _core.LOSSES["mse"], None, "identity"
+        else:
+            loss = _core.LOSSES["softmax_ce_labels"] if labelled else self.loss.kind
+            fused, link = self._fused, self.loss.link
+        return _core.NetPlan(descs, loss, _core.FUSED[fused], _core.ACTIVATIONS[link])
 
     # ---- layer by layer ----
     def forward(self, x, training=False):
@@ -308,6 +342,10 @@ class Sequential:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight)")
+        plan = self._plan(labelled="labels" in targets) if self._use_engine else None
+        if plan is not None:
+            nt = self._threads()
+            workspace = np.empty(plan.workspace_size(self.dtype, batch_size, True, nt), np.uint8)
         history = History()
         for _ in range(epochs):
             epoch = self._epochs_done
@@ -315,21 +353,16 @@ class Sequential:
             snapshot = self._params.copy()
             order = (_core.permutation(n, self.seed, epoch + 1) if shuffle
                      else np.arange(n, dtype=np.int64))
-            total, weight_total = 0.0, 0.0
-            for s in range(0, n, batch_size):
-                idx = order[s:s + batch_size]
-                xb = X[idx]
-                tb = {k: v[idx] for k, v in targets.items()}
-                swb = None if sw is None else sw[idx]
-                try:
-                    value = self._step(xb, tb, swb)
-                except FloatingPointError:
-                    if not np.all(np.isfinite(self._params)):
-                        self._params[...] = snapshot
-                    raise
-                w = float(len(idx) if swb is None else swb.sum())
-                total += value * w
-                weight_total += w
+            if plan is not None:
+                opt = self.optimizer
+                finite, total, weight_total, _, opt.iterations = plan.train_epoch(
+                    X, targets.get("t"), targets.get("labels"), sw, order, batch_size,
+                    self._params, self._grads, opt._hyper(), opt._state_list(), opt.iterations,
+                    workspace, nt)
+                if not finite:
+                    self._non_finite(snapshot)
+            else:
+                total, weight_total = self._python_epoch(X, targets, sw, order, batch_size, snapshot)
             self._epochs_done += 1
             logs = {"loss": total / weight_total if weight_total else 0.0}
             if validation_data is not None:
@@ -340,6 +373,31 @@ class Sequential:
                 items = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if k != "time")
                 print(f"Epoch {epoch + 1}: {items} - {logs['time']:.3f}s", file=sys.stdout)
         return history
+
+    def _python_epoch(self, X, targets, sw, order, batch_size, snapshot):
+        """One epoch on the layer-by-layer path (models with custom Python layers)."""
+        total, weight_total = 0.0, 0.0
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            tb = {k: v[idx] for k, v in targets.items()}
+            swb = None if sw is None else sw[idx]
+            try:
+                value = self._step(X[idx], tb, swb)
+            except FloatingPointError:
+                self._non_finite(snapshot)
+            w = float(len(idx) if swb is None else np.sum(swb, dtype=np.float64))
+            total += value * w
+            weight_total += w
+        return total, weight_total
+
+    def _non_finite(self, snapshot):
+        if not np.all(np.isfinite(self._params)):
+            self._params[...] = snapshot
+        raise FloatingPointError(
+            "The loss became NaN or infinite and training was stopped before applying that "
+            "step. Try a smaller learning rate (lr), standardising X (zero mean, unit "
+            "variance), or a loss that matches the targets."
+        )
 
     # ---- inference ----
     def _infer_logits(self, X):
@@ -363,15 +421,34 @@ class Sequential:
         self._sync_threads()
         return check_array(X, self.dtype, n_features=self.input_dim, owner="Sequential")
 
+    #: rows per engine call in predict: bounds the workspace, whatever the input size
+    _PREDICT_CHUNK = 1024
+
+    def _predict_engine(self, X, raw):
+        plan = self._plan()
+        if plan is None:
+            return None
+        nt = self._threads()
+        chunk = max(1, min(len(X), self._PREDICT_CHUNK))
+        workspace = np.empty(plan.workspace_size(self.dtype, chunk, False, nt), np.uint8)
+        out = np.empty((len(X), plan.n_outputs), self.dtype)
+        plan.predict(X, self._params, out, raw, chunk, workspace, nt)
+        return out
+
     def predict_raw(self, X):
         """The network's raw outputs (logits for the cross-entropies), before the loss's link."""
-        return self._infer_logits(self._check_predict_input(X))
+        X = self._check_predict_input(X)
+        out = self._predict_engine(X, raw=True) if self._use_engine else None
+        return self._infer_logits(X) if out is None else out
 
     def predict(self, X):
         """Outputs after the output activation: class probabilities for the cross-entropies
         (softmax / sigmoid), signs for the perceptron and hinge losses, values for MSE.
         Stores nothing, so several threads may predict with one model at once."""
         X = self._check_predict_input(X)
+        out = self._predict_engine(X, raw=False) if self._use_engine else None
+        if out is not None:
+            return out
         if self.loss is None:
             for layer in self.layers:
                 X = layer.infer(X)

@@ -23,8 +23,17 @@ class Optimizer:
     def _state_names(self):
         return ()
 
-    def step(self, params, grads, n_threads=1):
+    def _hyper(self):
+        """The hyperparameters the C update kernel reads."""
         raise NotImplementedError
+
+    def _state_list(self):
+        return [self._state.get(name) for name in self._state_names()]
+
+    def step(self, params, grads, n_threads=1):
+        """Update params (the flat vector) in place from grads, by the C kernel."""
+        self.iterations = _core.optim_step(grads, params, self._hyper(), self._state_list(),
+                                           self.iterations, n_threads)
 
     def get_state(self):
         """Copies of the state arrays and the step counter (restore with set_state)."""
@@ -66,10 +75,9 @@ class SGD(Optimizer):
     def _state_names(self):
         return ("velocity",) if self.momentum else ()
 
-    def step(self, params, grads, n_threads=1):
-        _core.sgd_step(grads, params, self._state.get("velocity"), self.lr, self.momentum,
-                       self.weight_decay, self.nesterov, n_threads)
-        self.iterations += 1
+    def _hyper(self):
+        return {"kind": "sgd", "lr": self.lr, "momentum": self.momentum,
+                "weight_decay": self.weight_decay, "nesterov": self.nesterov}
 
     def __repr__(self):
         extra = f", momentum={self.momentum:g}" if self.momentum else ""

@@ -1,0 +1,335 @@
+/* The network engine for one dtype; included by engine.c with T and FM_SUFFIX defined.
+ *
+ * Every step calls the same kernels with the same arguments, in the same order, as the Python
+ * layer-by-layer path (model.py), so both give the same bits; what the engine saves is the
+ * interpreter, the allocations and the GIL. */
+
+typedef struct {
+    T **out;        /* per layer: output, batch x n_out */
+    T **pre;        /* per layer: pre-activation of a Dense layer with an activation (training) */
+    T *xb;          /* gathered input rows */
+    T *tb;          /* gathered targets */
+    int32_t *lb;    /* gathered labels */
+    T *swb;         /* gathered sample weights */
+    T *g0, *g1;     /* backward ping-pong buffers */
+    T *scratch;     /* dz of a Dense layer */
+    void *gemm_ws;
+    size_t gemm_ws_size;
+} FM_FN(net_ws);
+
+static int FM_FN(net_check)(const fm_net *net) {
+    if (!net || net->n_layers < 1 || !net->layers) return FM_ERR_ARG;
+    if (net->loss < 0 || net->loss >= FM_LOSS_COUNT_) return FM_ERR_ARG;
+    if (net->link < 0 || net->link >= FM_ACT_COUNT_) return FM_ERR_ARG;
+    for (int l = 0; l < net->n_layers; l++) {
+        const fm_layer *ly = &net->layers[l];
+        if (ly->n_in < 1 || ly->n_out < 1 || ly->kind < 0 || ly->kind >= FM_LAYER_COUNT_)
+            return FM_ERR_ARG;
+        if (l > 0 && net->layers[l - 1].n_out != ly->n_in) return FM_ERR_ARG;
+        if (ly->kind != FM_LAYER_DENSE && ly->n_in != ly->n_out) return FM_ERR_ARG;
+        if (ly->act < 0 || ly->act >= FM_ACT_COUNT_) return FM_ERR_ARG;
+    }
+    if (net->fused == FM_FUSED_ACTIVATION &&
+        (net->n_layers < 2 || net->layers[net->n_layers - 1].kind != FM_LAYER_ACTIVATION))
+        return FM_ERR_ARG;
+    if (net->fused == FM_FUSED_DENSE && net->layers[net->n_layers - 1].kind != FM_LAYER_DENSE)
+        return FM_ERR_ARG;
+    return FM_OK;
+}
+
+static int FM_FN(dense_has_pre)(const fm_layer *ly) {
+    return ly->kind == FM_LAYER_DENSE && !(ly->act == FM_ACT_IDENTITY && ly->act_param == 1.0);
+}
+
+#define FM_ALIGN_UP(x) (((x) + 63) & ~(size_t)63)
+
+/* Lays the workspace out (or only measures it when base is NULL); returns the bytes needed. */
+static size_t FM_FN(net_layout)(const fm_net *net, int64_t batch, int training, int n_threads,
+                                char *base, FM_FN(net_ws) *ws) {
+    const int L = net->n_layers;
+    const int64_t n_in0 = net->layers[0].n_in;
+    const int64_t k = net->layers[L - 1].n_out;
+    int64_t widest = FM_MAX(n_in0, k);
+    size_t gemm = 0, off = 0;
+    for (int l = 0; l < L; l++) {
+        const fm_layer *ly = &net->layers[l];
+        widest = FM_MAX(widest, FM_MAX(ly->n_in, ly->n_out));
+        if (ly->kind == FM_LAYER_DENSE) {
+            size_t s = training ? FM_FN(fm_dense_workspace_size)(batch, ly->n_in, ly->n_out, n_threads)
+                                : FM_FN(fm_gemm_workspace_size)(batch, ly->n_out, ly->n_in, n_threads);
+            gemm = FM_MAX(gemm, s);
+        }
+    }
+#define FM_TAKE(ptr, type, count)                                    \
+    do {                                                             \
+        if (base) ptr = (type *)(base + off);                        \
+        off = FM_ALIGN_UP(off + sizeof(type) * (size_t)(count));     \
+    } while (0)
+    FM_TAKE(ws->out, T *, L);
+    FM_TAKE(ws->pre, T *, L);
+    for (int l = 0; l < L; l++) {
+        const fm_layer *ly = &net->layers[l];
+        FM_TAKE(ws->out[l], T, batch * ly->n_out);
+        if (training && FM_FN(dense_has_pre)(ly)) {
+            FM_TAKE(ws->pre[l], T, batch * ly->n_out);
+        } else if (base) {
+            ws->pre[l] = NULL;
+        }
+    }
+    FM_TAKE(ws->xb, T, batch * n_in0);
+    if (training) {
+        FM_TAKE(ws->tb, T, batch * k);
+        FM_TAKE(ws->lb, int32_t, batch);
+        FM_TAKE(ws->swb, T, batch);
+        FM_TAKE(ws->g0, T, batch * widest);
+        FM_TAKE(ws->g1, T, batch * widest);
+        FM_TAKE(ws->scratch, T, batch * widest);
+    }
+    FM_TAKE(ws->gemm_ws, char, gemm);
+#undef FM_TAKE
+    if (base) ws->gemm_ws_size = gemm;
+    return off + 64; /* slack for aligning the base pointer */
+}
+
+size_t FM_FN(fm_net_workspace_size)(const fm_net *net, int64_t batch, int training, int n_threads) {
+    if (FM_FN(net_check)(net) != FM_OK || batch < 1) return 0;
+    FM_FN(net_ws) ws;
+    return FM_FN(net_layout)(net, batch, training, n_threads, NULL, &ws);
+}
+
+static int FM_FN(net_bind)(const fm_net *net, int64_t batch, int training, int n_threads,
+                           void *workspace, size_t workspace_size, FM_FN(net_ws) *ws) {
+    if (!workspace) return FM_ERR_ARG;
+    size_t need = FM_FN(net_layout)(net, batch, training, n_threads, NULL, ws);
+    if (workspace_size < need) return FM_ERR_WORKSPACE;
+    char *base = (char *)FM_ALIGN_UP((uintptr_t)workspace);
+    FM_FN(net_layout)(net, batch, training, n_threads, base, ws);
+    return FM_OK;
+}
+
+/* Copy rows idx[0..rows) of a strided matrix into a contiguous one. */
+static void FM_FN(gather_rows)(int64_t rows, int64_t cols, const int64_t *idx, const T *src,
+                               int64_t rs, int64_t cs, T *dst, int n_threads) {
+    const int nt = fm_threads_for((double)rows * (double)cols, n_threads);
+    int64_t r;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (r = 0; r < rows; r++) {
+        const T *s = src + (idx ? idx[r] : r) * rs;
+        T *d = dst + r * cols;
+        if (cs == 1) memcpy(d, s, sizeof(T) * (size_t)cols);
+        else for (int64_t j = 0; j < cols; j++) d[j] = s[j * cs];
+    }
+}
+
+/* Forward through layers [0, last]; with `training`, Dense layers keep their pre-activations.
+ * x is the (strided) input of the first layer. */
+static int FM_FN(net_forward)(const fm_net *net, int last, int64_t rows, const T *x, int64_t rsx,
+                              int64_t csx, const T *params, FM_FN(net_ws) *ws, int training,
+                              int skip_last_activation, int n_threads) {
+    int status = FM_OK;
+    const T *in = x;
+    int64_t rs = rsx, cs = csx;
+    for (int l = 0; l <= last && status == FM_OK; l++) {
+        const fm_layer *ly = &net->layers[l];
+        T *out = ws->out[l];
+        switch (ly->kind) {
+        case FM_LAYER_DENSE: {
+            const T *w = params + ly->w_offset;
+            const T *b = ly->b_offset >= 0 ? params + ly->b_offset : NULL;
+            int act = ly->act;
+            double param = ly->act_param;
+            if (l == last && skip_last_activation) {
+                act = FM_ACT_IDENTITY;
+                param = 1.0;
+            }
+            T *pre = (training && act == ly->act && FM_FN(dense_has_pre)(ly)) ? ws->pre[l] : NULL;
+            if (act == FM_ACT_IDENTITY && param == 1.0) pre = NULL;
+            status = FM_FN(fm_dense_forward_ws)(rows, ly->n_in, ly->n_out, in, rs, cs, w, b, pre, out,
+                                                ly->n_out, act, param, ws->gemm_ws, ws->gemm_ws_size,
+                                                n_threads);
+            break;
+        }
+        case FM_LAYER_ACTIVATION:
+            status = FM_FN(fm_act_forward)(rows, ly->n_out, in, rs, out, ly->n_out, ly->act,
+                                           ly->act_param, n_threads);
+            break;
+        case FM_LAYER_PRELU:
+            status = FM_FN(fm_prelu_forward)(rows, ly->n_out, in, rs, params + ly->w_offset, out,
+                                             ly->n_out, n_threads);
+            break;
+        default:
+            return FM_ERR_ARG;
+        }
+        in = out;
+        rs = ly->n_out;
+        cs = 1;
+    }
+    return status;
+}
+
+int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order, int64_t batch_size,
+                              const T *x, int64_t rsx, int64_t csx, const T *t, int64_t ldt,
+                              const int32_t *labels, const T *sample_weight,
+                              T *params, T *grads, fm_optim *opt,
+                              double *loss_sum, double *weight_sum, int64_t *steps_done,
+                              void *workspace, size_t workspace_size, int n_threads) {
+    int status = FM_FN(net_check)(net);
+    if (status != FM_OK) return status;
+    if (n < 0 || batch_size < 1 || !order || !params || !grads || !opt || !loss_sum ||
+        !weight_sum || !steps_done)
+        return FM_ERR_ARG;
+    const int labelled = net->loss == FM_LOSS_SOFTMAX_CE_LABELS;
+    if (labelled ? !labels : !t) return FM_ERR_ARG;
+    FM_FN(net_ws) ws;
+    status = FM_FN(net_bind)(net, batch_size, 1, n_threads, workspace, workspace_size, &ws);
+    if (status != FM_OK) return status;
+
+    const int L = net->n_layers;
+    const fm_layer *first = &net->layers[0];
+    const int64_t k = net->layers[L - 1].n_out;
+    const int top = net->fused == FM_FUSED_ACTIVATION ? L - 2 : L - 1;
+    int64_t n_params = 0;
+    for (int l = 0; l < L; l++) {
+        const fm_layer *ly = &net->layers[l];
+        int64_t end = ly->w_offset + (ly->kind == FM_LAYER_DENSE ? ly->n_in * ly->n_out
+                                      : ly->kind == FM_LAYER_PRELU ? ly->n_out : 0);
+        if (ly->kind == FM_LAYER_DENSE && ly->b_offset >= 0)
+            end = FM_MAX(end, ly->b_offset + ly->n_out);
+        if (ly->kind != FM_LAYER_ACTIVATION) n_params = FM_MAX(n_params, end);
+    }
+    *steps_done = 0;
+
+    for (int64_t s = 0; s < n; s += batch_size) {
+        const int64_t rows = FM_MIN(batch_size, n - s);
+        const int64_t *idx = order + s;
+        FM_FN(gather_rows)(rows, first->n_in, idx, x, rsx, csx, ws.xb, n_threads);
+        double w_b = (double)rows;
+        if (labelled) {
+            for (int64_t r = 0; r < rows; r++) ws.lb[r] = labels[idx[r]];
+        } else {
+            FM_FN(gather_rows)(rows, k, idx, t, ldt, 1, ws.tb, n_threads);
+        }
+        if (sample_weight) {
+            w_b = 0.0;
+            for (int64_t r = 0; r < rows; r++) {
+                ws.swb[r] = sample_weight[idx[r]];
+            }
+            for (int64_t r = 0; r < rows; r++) w_b += (double)ws.swb[r];
+        }
+
+        /* forward to the logits */
+        status = FM_FN(net_forward)(net, top, rows, ws.xb, first->n_in, 1, params, &ws, 1, 0,
+                                    n_threads);
+        if (status != FM_OK) return status;
+        const T *logits = net->fused == FM_FUSED_DENSE ? ws.pre[L - 1]
+                          : top >= 0                  ? ws.out[top]
+                                                      : ws.xb;
+
+        /* loss and its gradient */
+        double value = 0.0;
+        T *g = ws.g0, *g_next = ws.g1;
+        status = FM_FN(fm_loss)(rows, k, logits, k, labelled ? NULL : ws.tb, k,
+                                labelled ? ws.lb : NULL, sample_weight ? ws.swb : NULL, g, k,
+                                &value, net->loss, n_threads);
+        if (status != FM_OK) return status;
+
+        /* backward */
+        for (int l = top; l >= 0 && status == FM_OK; l--) {
+            const fm_layer *ly = &net->layers[l];
+            const T *in = l > 0 ? ws.out[l - 1] : ws.xb;
+            switch (ly->kind) {
+            case FM_LAYER_DENSE: {
+                const int from_pre = l == L - 1 && net->fused == FM_FUSED_DENSE;
+                const int act = from_pre ? FM_ACT_IDENTITY : ly->act;
+                const double param = from_pre ? 1.0 : ly->act_param;
+                const T *pre = FM_FN(dense_has_pre)(ly) ? ws.pre[l] : ws.out[l];
+                status = FM_FN(fm_dense_backward_ws)(
+                    rows, ly->n_in, ly->n_out, in, ly->n_in, 1, params + ly->w_offset, pre, ws.out[l],
+                    g, ly->n_out, ws.scratch, l > 0 ? g_next : NULL, ly->n_in, grads + ly->w_offset,
+                    ly->b_offset >= 0 ? grads + ly->b_offset : NULL, act, param, ws.gemm_ws,
+                    ws.gemm_ws_size, n_threads);
+                break;
+            }
+            case FM_LAYER_ACTIVATION:
+                if (l > 0)
+                    status = FM_FN(fm_act_backward)(rows, ly->n_out, in, ly->n_in, ws.out[l], ly->n_out,
+                                                    g, ly->n_out, g_next, ly->n_in, ly->act,
+                                                    ly->act_param, n_threads);
+                break;
+            case FM_LAYER_PRELU:
+                status = FM_FN(fm_prelu_backward)(rows, ly->n_out, in, ly->n_in, params + ly->w_offset,
+                                                  g, ly->n_out, g_next, ly->n_in, grads + ly->w_offset,
+                                                  n_threads);
+                break;
+            default:
+                return FM_ERR_ARG;
+            }
+            T *tmp = g;
+            g = g_next;
+            g_next = tmp;
+        }
+        if (status != FM_OK) return status;
+
+        /* penalties, in layer order as the Python path adds them */
+        for (int l = 0; l < L; l++) {
+            const fm_layer *ly = &net->layers[l];
+            if (ly->kind != FM_LAYER_DENSE || !(ly->l1 != 0.0 || ly->l2 != 0.0)) continue;
+            double pen = 0.0;
+            FM_FN(fm_penalty)(ly->n_in * ly->n_out, params + ly->w_offset, grads + ly->w_offset, &pen,
+                              ly->l1, ly->l2);
+            value += pen;
+        }
+        if (!isfinite(value)) return FM_ERR_NONFINITE;
+
+        status = FM_FN(fm_optim_step)(n_params, grads, params, opt, n_threads);
+        if (status != FM_OK) return status;
+        *loss_sum += value * w_b;
+        *weight_sum += w_b;
+        (*steps_done)++;
+    }
+    return FM_OK;
+}
+
+int FM_FN(fm_net_predict)(const fm_net *net, int64_t n, const T *x, int64_t rsx, int64_t csx,
+                          const T *params, T *out, int64_t ldo, int raw, int64_t chunk,
+                          void *workspace, size_t workspace_size, int n_threads) {
+    int status = FM_FN(net_check)(net);
+    if (status != FM_OK) return status;
+    if (n < 0 || chunk < 1 || !params || !out) return FM_ERR_ARG;
+    FM_FN(net_ws) ws;
+    status = FM_FN(net_bind)(net, chunk, 0, n_threads, workspace, workspace_size, &ws);
+    if (status != FM_OK) return status;
+    const int L = net->n_layers;
+    const fm_layer *first = &net->layers[0];
+    const int64_t k = net->layers[L - 1].n_out;
+    const int top = net->fused == FM_FUSED_ACTIVATION ? L - 2 : L - 1;
+    const int skip_last = net->fused == FM_FUSED_DENSE;
+    for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+        const int64_t rows = FM_MIN(chunk, n - i0);
+        const T *xin = x + i0 * rsx;
+        int64_t rs = rsx, cs = csx;
+        if (first->kind != FM_LAYER_DENSE && (csx != 1)) {
+            FM_FN(gather_rows)(rows, first->n_in, NULL, xin, rsx, csx, ws.xb, n_threads);
+            xin = ws.xb;
+            rs = first->n_in;
+            cs = 1;
+        }
+        status = FM_FN(net_forward)(net, top, rows, xin, rs, cs, params, &ws, 0, skip_last, n_threads);
+        if (status != FM_OK) return status;
+        const T *logits = top >= 0 ? ws.out[top] : xin;
+        const int64_t ldl = top >= 0 ? k : rs;
+        if (raw || net->link == FM_ACT_IDENTITY) {
+            for (int64_t r = 0; r < rows; r++)
+                memcpy(out + (i0 + r) * ldo, logits + r * ldl, sizeof(T) * (size_t)k);
+        } else {
+            status = FM_FN(fm_act_forward)(rows, k, logits, ldl, out + i0 * ldo, ldo, net->link, 1.0,
+                                           n_threads);
+            if (status != FM_OK) return status;
+        }
+    }
+    return FM_OK;
+}
+#undef FM_ALIGN_UP
