@@ -170,6 +170,62 @@ static int FM_FN(net_forward)(const fm_net *net, int last, int64_t rows, const T
     return status;
 }
 
+/* value += each Dense layer's penalty, in layer order (as the Python path adds them); with
+ * grads, their gradients are added too. */
+static void FM_FN(add_penalties)(const fm_net *net, const T *params, T *grads, double *value) {
+    for (int l = 0; l < net->n_layers; l++) {
+        const fm_layer *ly = &net->layers[l];
+        if (ly->kind != FM_LAYER_DENSE || !(ly->l1 != 0.0 || ly->l2 != 0.0)) continue;
+        double pen = 0.0;
+        FM_FN(fm_penalty)(ly->n_in * ly->n_out, params + ly->w_offset,
+                          grads ? grads + ly->w_offset : NULL, &pen, ly->l1, ly->l2);
+        *value += pen;
+    }
+}
+
+static int FM_FN(dense_fusable)(const fm_layer *ly) {
+    return ly->kind == FM_LAYER_DENSE && ly->l1 == 0.0 && ly->l2 == 0.0;
+}
+
+static T *FM_FN(state_at)(const fm_optim *opt, int slot, int64_t offset) {
+    return opt->state[slot] ? (T *)opt->state[slot] + offset : NULL;
+}
+
+static int FM_FN(sgd_slice)(const fm_optim *opt, T *params, const T *grads, int64_t offset,
+                            int64_t n, int n_threads) {
+    return FM_FN(fm_sgd_step)(n, grads + offset, params + offset, FM_FN(state_at)(opt, 0, offset),
+                              opt->lr, opt->momentum, opt->weight_decay, opt->nesterov, n_threads);
+}
+
+/* Backward of one Dense layer for a single sample, with its SGD update fused in: the same
+ * kernels as fm_dense_backward_ws for dz and dx (dx from the weights before the update), then
+ * the rank-1 update in place of dW = x^T dz. */
+static int FM_FN(dense_backward_sgd)(const fm_layer *ly, const T *x, const T *pre, const T *y,
+                                     const T *dy, T *dz, T *dx, T *params, const fm_optim *opt,
+                                     int act, double param, FM_FN(net_ws) *ws, int n_threads) {
+    int status;
+    const T *g = dy;
+    if (!(act == FM_ACT_IDENTITY && param == 1.0)) {
+        status = FM_FN(fm_act_backward)(1, ly->n_out, pre, ly->n_out, y, ly->n_out, dy, ly->n_out,
+                                        dz, ly->n_out, act, param, n_threads);
+        if (status != FM_OK) return status;
+        g = dz;
+    }
+    T *w = params + ly->w_offset;
+    if (dx) {
+        status = FM_FN(fm_gemm_ex)(1, ly->n_in, ly->n_out, g, ly->n_out, 1, w, 1, ly->n_out, dx,
+                                   ly->n_in, 1, (T)1, (T)0, NULL, ws->gemm_ws, ws->gemm_ws_size,
+                                   n_threads);
+        if (status != FM_OK) return status;
+    }
+    const int has_b = ly->b_offset >= 0;
+    return FM_FN(fm_sgd_rank1_update)(ly->n_in, ly->n_out, x, g, w,
+                                      FM_FN(state_at)(opt, 0, ly->w_offset),
+                                      has_b ? params + ly->b_offset : NULL,
+                                      has_b ? FM_FN(state_at)(opt, 0, ly->b_offset) : NULL, opt->lr,
+                                      opt->momentum, opt->weight_decay, opt->nesterov, n_threads);
+}
+
 int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order, int64_t batch_size,
                               const T *x, int64_t rsx, int64_t csx, const T *t, int64_t ldt,
                               const int32_t *labels, const T *sample_weight,
@@ -236,6 +292,15 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
                                 &value, net->loss, n_threads);
         if (status != FM_OK) return status;
 
+        /* Batch 1 with SGD: each penalty-free Dense layer is updated as its gradient is formed
+         * (a rank-1 update, dW never materialised). The loss, penalties included, is known
+         * before any weight moves, so a non-finite one still leaves the weights untouched. */
+        const int fused_update = rows == 1 && opt->kind == FM_OPT_SGD;
+        if (fused_update) {
+            FM_FN(add_penalties)(net, params, NULL, &value);
+            if (!isfinite(value)) return FM_ERR_NONFINITE;
+        }
+
         /* backward */
         for (int l = top; l >= 0 && status == FM_OK; l--) {
             const fm_layer *ly = &net->layers[l];
@@ -246,6 +311,12 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
                 const int act = from_pre ? FM_ACT_IDENTITY : ly->act;
                 const double param = from_pre ? 1.0 : ly->act_param;
                 const T *pre = FM_FN(dense_has_pre)(ly) ? ws.pre[l] : ws.out[l];
+                if (fused_update && FM_FN(dense_fusable)(ly)) {
+                    status = FM_FN(dense_backward_sgd)(ly, in, pre, ws.out[l], g, ws.scratch,
+                                                       l > 0 ? g_next : NULL, params, opt, act,
+                                                       param, &ws, n_threads);
+                    break;
+                }
                 status = FM_FN(fm_dense_backward_ws)(
                     rows, ly->n_in, ly->n_out, in, ly->n_in, 1, params + ly->w_offset, pre, ws.out[l],
                     g, ly->n_out, ws.scratch, l > 0 ? g_next : NULL, ly->n_in, grads + ly->w_offset,
@@ -273,15 +344,32 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
         }
         if (status != FM_OK) return status;
 
-        /* penalties, in layer order as the Python path adds them */
-        for (int l = 0; l < L; l++) {
-            const fm_layer *ly = &net->layers[l];
-            if (ly->kind != FM_LAYER_DENSE || !(ly->l1 != 0.0 || ly->l2 != 0.0)) continue;
-            double pen = 0.0;
-            FM_FN(fm_penalty)(ly->n_in * ly->n_out, params + ly->w_offset, grads + ly->w_offset, &pen,
-                              ly->l1, ly->l2);
-            value += pen;
+        if (fused_update) {
+            /* The layers not updated in the backward pass: penalty gradients, then SGD on their
+             * slices (elementwise, so the same bits as one pass over the whole vector). */
+            double unused = 0.0;
+            FM_FN(add_penalties)(net, params, grads, &unused);
+            for (int l = 0; l < L && status == FM_OK; l++) {
+                const fm_layer *ly = &net->layers[l];
+                if (ly->kind == FM_LAYER_DENSE && !FM_FN(dense_fusable)(ly)) {
+                    status = FM_FN(sgd_slice)(opt, params, grads, ly->w_offset, ly->n_in * ly->n_out,
+                                              n_threads);
+                    if (status == FM_OK && ly->b_offset >= 0)
+                        status = FM_FN(sgd_slice)(opt, params, grads, ly->b_offset, ly->n_out, n_threads);
+                } else if (ly->kind == FM_LAYER_PRELU) {
+                    status = FM_FN(sgd_slice)(opt, params, grads, ly->w_offset, ly->n_out, n_threads);
+                }
+            }
+            if (status != FM_OK) return status;
+            opt->step++;
+            *loss_sum += value * w_b;
+            *weight_sum += w_b;
+            (*steps_done)++;
+            continue;
         }
+
+        /* penalties, in layer order as the Python path adds them */
+        FM_FN(add_penalties)(net, params, grads, &value);
         if (!isfinite(value)) return FM_ERR_NONFINITE;
 
         status = FM_FN(fm_optim_step)(n_params, grads, params, opt, n_threads);

@@ -17,6 +17,13 @@
  * order, so the result never depends on how blocks were spread over threads. */
 #define FM_REDUCE_BLOCK 64
 
+/* Run-time dispatched copies of a plain C loop for wider vector units (no -march=native). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FM_CLONES
+#endif
+
 #define FM_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define FM_MAX(a, b) ((a) > (b) ? (a) : (b))
 
@@ -33,6 +40,12 @@
                                  T *db, int act, double act_param, void *ws, size_t ws_size,      \
                                  int n_threads);                                                  \
     size_t fm_dense_workspace_size_##S(int64_t batch, int64_t n_in, int64_t n_out, int n_threads);
+#define FM_DECLARE_SGD_RANK1(T, S)                                                                \
+    int fm_sgd_rank1_update_##S(int64_t n_in, int64_t n_out, const T *x, const T *dz, T *w, T *vw, \
+                                T *b, T *vb, double lr, double momentum, double weight_decay,     \
+                                int nesterov, int n_threads);
+FM_DECLARE_SGD_RANK1(float, f32)
+FM_DECLARE_SGD_RANK1(double, f64)
 FM_DECLARE_DENSE_WS(float, f32)
 FM_DECLARE_DENSE_WS(double, f64)
 
