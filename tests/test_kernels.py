@@ -1,0 +1,1191 @@
+"""Every binding function of fastmlp._core against the NumPy oracle (tests/reference.py).
+
+Tolerances: float32 ~1e-5 and float64 ~1e-12, relative to the magnitude of the terms that make
+up each result (for reductions: the sum of |terms|, since a sum's rounding error is a few ulps of
+that whatever the summation order; see reference.gemm_error_scale).
+
+GEMM runs with every micro-kernel this CPU has ("reference", "avx2", "avx512"), forced through
+the kernels' testing hook fm_gemm_force_kernel (looked up with ctypes in the extension module).
+"""
+import ctypes
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import reference as ref
+from fastmlp import _core
+from fastmlp.losses import get_loss
+
+DTYPES = [np.float32, np.float64]
+RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
+# below the smallest normal float32, relative accuracy is not promised (denormals)
+ATOL = {np.dtype(np.float32): 1e-37, np.dtype(np.float64): 1e-300}
+ACT = _core.ACTIVATIONS
+LOSS = _core.LOSSES
+
+# non-default parameters exercised for the parameterised activations
+ACT_CASES = [(name, None) for name in ref.ACTIVATIONS] + [
+    ("identity", 2.5), ("identity", -0.5), ("step", 0.3), ("sigmoid", 0.5), ("sigmoid", 3.0),
+    ("leaky_relu", 0.2), ("elu", 0.7)]
+
+# sizes around the micro-kernel tiles (MR 4/6/14 rows; NR 8..32 columns, 128 for wide tiles)
+# and the k blocks (192..384), plus primes
+SIZES = [0, 1, 2, 5, 13, 15, 16, 17, 31, 32, 33, 65, 127, 257]
+
+
+
+# ---------------------------------------------------------------- helpers
+
+def _lib():
+    try:
+        lib = ctypes.CDLL(_core.__file__)
+        lib.fm_gemm_force_kernel.argtypes = [ctypes.c_char_p]
+        lib.fm_gemm_kernel_available.argtypes = [ctypes.c_char_p]
+        lib.fm_threads_for.argtypes = [ctypes.c_double, ctypes.c_int]
+        return lib
+    except (OSError, AttributeError):
+        return None
+
+
+LIB = _lib()
+
+
+def available_kernels():
+    if LIB is None:
+        return ["auto"]
+    return [k for k in ("reference", "avx2", "avx512") if LIB.fm_gemm_kernel_available(k.encode())]
+
+
+@pytest.fixture(params=available_kernels())
+def gemm_kernel(request):
+    name = request.param
+    if name != "auto":
+        assert LIB.fm_gemm_force_kernel(name.encode()) == 0
+        assert _core.gemm_kernel_name("float32") == name
+        assert _core.gemm_kernel_name("float64") == name
+    try:
+        yield name
+    finally:
+        if LIB is not None:
+            LIB.fm_gemm_force_kernel(b"auto")
+
+
+def assert_parallel(work, n_threads=2):
+    """The shape used by a thread-determinism test really runs on several threads."""
+    if LIB is not None and _core.have_openmp():
+        assert LIB.fm_threads_for(float(work), n_threads) == n_threads, (
+            f"work {work} stays below the parallel threshold: the test would prove nothing")
+
+
+def rtol(dtype):
+    return RTOL[np.dtype(dtype)]
+
+
+def assert_near(got, want, scale, dtype, what="", factor=1.0):
+    """|got - want| <= factor * rtol(dtype) * scale elementwise (NaN fails)."""
+    got = np.asarray(got, np.float64)
+    want = np.asarray(want, np.float64)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    bound = factor * rtol(dtype) * np.broadcast_to(np.asarray(scale, np.float64), want.shape)
+    bound = bound + ATOL[np.dtype(dtype)]
+    err = np.abs(got - want)
+    bad = ~(err <= bound) & ~(got == want)  # equal infinities are fine
+    if bad.any():
+        idx = tuple(np.argwhere(bad)[0])
+        raise AssertionError(
+            f"{what} [{np.dtype(dtype).name}]: {int(bad.sum())} of {bad.size} elements off; "
+            f"first at {idx}: got {got[idx]!r}, want {want[idx]!r}, bound {bound[idx]:.3g}")
+
+
+def rand(rng, shape, dtype, lo=-1.0, hi=1.0):
+    return rng.uniform(lo, hi, shape).astype(dtype)
+
+
+# Matrices with a given memory layout, inside a larger base array filled with a sentinel so that
+# writes outside the view are detected.
+LAYOUTS = {
+    "c": ((lambda r, c: (r, c)), lambda b, r, c: b),                        # contiguous
+    "f": ((lambda r, c: (c, r)), lambda b, r, c: b.T),                      # transposed view
+    "rs": ((lambda r, c: (2 * r + 1, c)), lambda b, r, c: b[1::2]),          # row stride 2c
+    "cs": ((lambda r, c: (r, 3 * c + 1)), lambda b, r, c: b[:, 1::3]),       # column stride 3
+    "fcs": ((lambda r, c: (2 * c, r + 2)), lambda b, r, c: b[::2, 1:-1].T),  # transposed + strided
+    "neg": ((lambda r, c: (r, c)), lambda b, r, c: b[::-1, ::-1]),           # negative strides
+    # contiguous, but starting one element past an aligned address (no SIMD alignment)
+    "u": ((lambda r, c: (r * c + 1,)), lambda b, r, c: b[1:].reshape(r, c)),
+}
+
+
+def make(rng, shape, dtype, layout, sentinel=np.nan, values=None):
+    """(view, base, mask): view has `shape` and `layout`, mask marks its elements in base."""
+    base_shape, take = LAYOUTS[layout]
+    base = np.full(base_shape(*shape), sentinel, dtype=dtype)
+    mask = np.zeros(base.shape, bool)
+    view = take(base, *shape)
+    take(mask, *shape)[...] = True
+    assert view.shape == tuple(shape)
+    view[...] = rand(rng, shape, dtype) if values is None else values
+    return view, base, mask
+
+
+def assert_untouched(base, mask, sentinel, what):
+    outside = base[~mask]
+    if np.isnan(sentinel):
+        ok = np.isnan(outside)
+    else:
+        ok = outside == sentinel
+    assert ok.all(), f"{what}: {int((~ok).sum())} elements outside the output view were written"
+
+
+def accepted(fn, *args):
+    """Call a binding with rows inside wider arrays (row stride > cols). Its [:, ::1] arguments
+    may refuse them (Cython demands C-contiguous arrays there): then a ValueError naming
+    contiguity is fine. What must never happen is a silent misread; the caller checks the
+    result when this returns True."""
+    try:
+        fn(*args)
+    except ValueError as exc:
+        assert "contiguous" in str(exc), exc
+        return False
+    return True
+
+
+def wide(rng, shape, dtype, extra=3, fill=np.nan, values=None):
+    """A C-contiguous-rows view (row stride > cols) of a wider array, for [:, ::1] arguments."""
+    r, c = shape
+    base = np.full((r, c + extra), fill, dtype=dtype)
+    view = base[:, :c]
+    view[...] = rand(rng, shape, dtype) if values is None else values
+    return view, base
+
+
+# ---------------------------------------------------------------- GEMM
+
+def run_gemm_case(rng, m, n, k, dtype, la, lb, lc, alpha, beta, n_threads=1):
+    a, _, _ = make(rng, (m, k), dtype, la)
+    b, _, _ = make(rng, (k, n), dtype, lb)
+    c, cbase, cmask = make(rng, (m, n), dtype, lc, sentinel=-7.0)
+    if beta == 0:
+        c[...] = np.nan  # C must never be read, so its NaNs must not leak
+    c0 = c.copy()
+    al, be = (np.float32(alpha), np.float32(beta)) if dtype == np.float32 else (alpha, beta)
+    want = ref.gemm(a, b, c0, float(al), float(be))
+    scale = ref.gemm_error_scale(a, b, np.nan_to_num(c0), float(al), float(be))
+    _core.gemm(a, b, c, alpha, beta, n_threads)
+    what = f"gemm m={m} n={n} k={k} a:{la} b:{lb} c:{lc} alpha={alpha} beta={beta}"
+    assert_near(c, want, scale, dtype, what, factor=2.0)
+    assert_untouched(cbase, cmask, -7.0, what)
+
+
+TILE_TRIPLES = sorted(set(
+    # edges of the register tiles: rows around 4/6/14/28, columns around 8/16/32/64/128
+    [(m, n, 7) for m in (1, 2, 3, 4, 5, 6, 7, 13, 14, 15, 27, 28, 29) for n in (1, 15, 16, 17, 33)]
+    + [(3, n, 5) for n in (31, 32, 63, 64, 65, 127, 128, 129, 257)]
+    + [(m, 129, 3) for m in (1, 2, 15, 16, 17)]
+    # k blocks (f32 kc 256/384, f64 192/256) and balanced splits
+    + [(m, n, k) for m, n, k in itertools.product((5, 17), (9, 33), (191, 192, 193, 255, 256, 257,
+                                                                  383, 384, 385, 769, 1031))]
+    # the cross product of a few sizes of the list in the brief
+    + list(itertools.product((0, 1, 13, 32, 65), (0, 1, 17, 31, 127), (0, 1, 16, 33, 257)))))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_tile_edges(gemm_kernel, dtype):
+    rng = np.random.default_rng(1)
+    for i, (m, n, k) in enumerate(TILE_TRIPLES):
+        la = ("c", "f", "rs", "cs")[i % 4]
+        lb = ("c", "c", "f", "cs", "rs")[i % 5]  # B in place (csb == 1) most often
+        lc = ("c", "cs", "f")[i % 3]
+        run_gemm_case(rng, m, n, k, dtype, la, lb, lc, 1.0, 0.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_all_layouts(gemm_kernel, dtype):
+    rng = np.random.default_rng(2)
+    for la, lb, lc in itertools.product(LAYOUTS, LAYOUTS, LAYOUTS):
+        run_gemm_case(rng, 19, 37, 23, dtype, la, lb, lc, -0.75, 1.5)
+    for la, lb in itertools.product(LAYOUTS, LAYOUTS):
+        run_gemm_case(rng, 33, 70, 200, dtype, la, lb, "c", 1.0, 0.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (1.0, 1.0), (0.7, -1.3), (-2.0, 0.5),
+                                        (0.0, 0.0), (0.0, 2.0), (1.0, -1.0)])
+def test_gemm_alpha_beta(gemm_kernel, dtype, alpha, beta):
+    rng = np.random.default_rng(3)
+    for m, n, k in [(1, 1, 1), (14, 32, 5), (29, 65, 300), (7, 3, 0), (0, 4, 4), (6, 0, 3)]:
+        for lc in ("c", "cs", "f"):
+            run_gemm_case(rng, m, n, k, dtype, "c", "c", lc, alpha, beta)
+            run_gemm_case(rng, m, n, k, dtype, "f", "cs", lc, alpha, beta)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_large_and_packed(gemm_kernel, dtype):
+    rng = np.random.default_rng(4)
+    # a larger odd problem, plain and transposed (k split into several blocks)
+    run_gemm_case(rng, 517, 263, 1031, dtype, "c", "c", "c", 1.0, 0.0)
+    run_gemm_case(rng, 517, 263, 1031, dtype, "f", "f", "cs", 0.5, -1.0)
+    # m large enough that B is packed even with contiguous rows; columns over several nc blocks
+    run_gemm_case(rng, 1537, 19, 21, dtype, "c", "c", "c", 1.0, 0.0)
+    run_gemm_case(rng, 23, 1100, 45, dtype, "c", "cs", "c", 1.0, 2.0)
+    run_gemm_case(rng, 40, 600, 50, dtype, "rs", "f", "f", 1.0, 0.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_zero_strides(gemm_kernel, dtype):
+    """Broadcast operands (element stride 0) are legal strided matrices."""
+    rng = np.random.default_rng(40)
+    for m, n, k in [(5, 7, 3), (17, 33, 65), (30, 129, 400)]:
+        row = rand(rng, (1, k), dtype)
+        col = rand(rng, (k, 1), dtype)
+        for a, b in [(np.broadcast_to(row, (m, k)), rand(rng, (k, n), dtype)),
+                     (rand(rng, (m, k), dtype), np.broadcast_to(col, (k, n))),
+                     (np.broadcast_to(row, (m, k)), np.broadcast_to(col, (k, n)))]:
+            c = np.full((m, n), np.nan, dtype)
+            _core.gemm(a, b, c, 1.0, 0.0)
+            assert_near(c, ref.gemm(a, b, None), ref.gemm_error_scale(a, b, None), dtype,
+                        f"gemm broadcast {m}x{n}x{k}", 2.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_packed_b_threshold(gemm_kernel, dtype):
+    rng = np.random.default_rng(41)
+    for m in (1535, 1536):
+        run_gemm_case(rng, m, 37, 19, dtype, "c", "c", "c", 1.0, 0.0)
+        run_gemm_case(rng, m, 3, 300, dtype, "f", "c", "cs", 0.5, 0.5)
+
+
+def test_gemm_shapes_property(gemm_kernel):
+    kernel_runs = []
+
+    @settings(max_examples=30, deadline=None)
+    @given(m=st.sampled_from(SIZES), n=st.sampled_from(SIZES), k=st.sampled_from(SIZES),
+           la=st.sampled_from(list(LAYOUTS)), lb=st.sampled_from(list(LAYOUTS)),
+           lc=st.sampled_from(["c", "f", "rs", "cs", "fcs"]),
+           ab=st.sampled_from([(1.0, 0.0), (0.7, -1.3), (1.0, 1.0), (-1.0, 0.0)]),
+           dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**32 - 1))
+    def check(m, n, k, la, lb, lc, ab, dtype, seed):
+        kernel_runs.append(1)
+        run_gemm_case(np.random.default_rng(seed), m, n, k, dtype, la, lb, lc, *ab)
+
+    check()
+    assert kernel_runs
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_threads_bitwise(gemm_kernel, dtype):
+    rng = np.random.default_rng(5)
+    for (m, n, k), (la, lb, lc) in [((300, 200, 150), ("c", "c", "c")),
+                                    ((301, 129, 400), ("f", "cs", "cs")),
+                                    ((1600, 70, 33), ("c", "c", "f")),
+                                    ((3, 1000, 300), ("rs", "c", "c"))]:
+        assert_parallel(2.0 * m * n * k)
+        a, _, _ = make(rng, (m, k), dtype, la)
+        b, _, _ = make(rng, (k, n), dtype, lb)
+        c_init, _, _ = make(rng, (m, n), dtype, "c")
+        outs = []
+        for nt in (1, 2, 3):
+            c, _, _ = make(rng, (m, n), dtype, lc, values=c_init)
+            _core.gemm(a, b, c, 0.9, 0.3, nt)
+            outs.append(np.array(c))
+        assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2]), (m, n, k)
+        assert_near(outs[0], ref.gemm(a, b, c_init, 0.9, 0.3),
+                    ref.gemm_error_scale(a, b, c_init, 0.9, 0.3), dtype, "gemm threads", 2.0)
+
+
+def test_gemm_errors():
+    a = np.ones((3, 4))
+    with pytest.raises(ValueError):
+        _core.gemm(a, np.ones((5, 2)), np.zeros((3, 2)))
+    with pytest.raises(ValueError):
+        _core.gemm(a, np.ones((4, 2)), np.zeros((3, 3)))
+    with pytest.raises(ValueError):
+        _core.gemm(a, np.ones((4, 2)), np.zeros((2, 2)))
+    with pytest.raises((TypeError, ValueError)):  # mixed dtypes
+        _core.gemm(a.astype(np.float32), np.ones((4, 2)), np.zeros((3, 2)))
+    with pytest.raises((TypeError, ValueError)):  # read-only output
+        c = np.zeros((3, 2))
+        c.setflags(write=False)
+        _core.gemm(a, np.ones((4, 2)), c)
+
+
+# ---------------------------------------------------------------- activations
+
+def act_inputs(rng, shape, dtype, name, param):
+    """Random z in [-4, 4] with some exact special values (0 and step's threshold)."""
+    z = rng.uniform(-4, 4, shape)
+    if z.size:
+        flat = z.reshape(-1)
+        flat[:: 7] = 0.0
+        if name == "step":
+            flat[3::11] = ref.ACT_DEFAULT_PARAM["step"] if param is None else param
+    return z.astype(dtype)
+
+
+def act_fwd_scale(name, z, want):
+    scale = np.abs(want)
+    if name == "gelu":  # 1 + erf(z / sqrt 2) cancels for z < 0: an ulp of 1 times |z|
+        scale = scale + 0.01 * np.abs(ref.f64(z))
+    return scale
+
+
+def act_bwd_scale(name, param, z, dy, want):
+    p = ref.ACT_DEFAULT_PARAM[name] if param is None else param
+    d = max(1.0, abs(p), 1.0 / p if name == "sigmoid" else 1.0)
+    dy = np.abs(ref.f64(dy))
+    extra = dy
+    if name == "softmax" and dy.size:
+        extra = dy + dy.max(axis=1, keepdims=True)
+    # derivatives formed from y (y(1-y), 1-y^2, y+a) lose digits to cancellation: an ulp of 1
+    return np.abs(want) + 0.1 * d * extra
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,param", ACT_CASES)
+def test_act_forward(dtype, name, param):
+    rng = np.random.default_rng(6)
+    p = ref.ACT_DEFAULT_PARAM[name] if param is None else param
+    for shape in [(0, 0), (0, 5), (4, 0), (1, 1), (7, 13), (64, 33), (3, 257)]:
+        z = act_inputs(rng, shape, dtype, name, param)
+        y = np.full(shape, np.nan, dtype)
+        _core.act_forward(z, y, ACT[name], p)
+        want = ref.act_forward(name, z, p)
+        assert_near(y, want, act_fwd_scale(name, z, want), dtype, f"{name}({p}) {shape}", 4.0)
+        # row strides (z and y rows inside wider arrays), and nothing written outside y
+        zw, _ = wide(rng, shape, dtype, 5, values=z)
+        yw, ybase = wide(rng, shape, dtype, 2, fill=-3.0)
+        yw[...] = np.nan
+        if accepted(_core.act_forward, zw, yw, ACT[name], p):
+            assert_near(yw, want, act_fwd_scale(name, z, want), dtype, f"{name} strided", 4.0)
+        assert (ybase[:, shape[1]:] == -3.0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,param", ACT_CASES)
+def test_act_backward(dtype, name, param):
+    rng = np.random.default_rng(7)
+    p = ref.ACT_DEFAULT_PARAM[name] if param is None else param
+    for shape in [(0, 3), (5, 0), (1, 1), (7, 13), (64, 33), (2, 300)]:
+        z = act_inputs(rng, shape, dtype, name, param)
+        y = ref.act_forward(name, z, p).astype(dtype)
+        dy = rand(rng, shape, dtype, -2, 2)
+        want = ref.act_backward(name, z, dy, p)
+        scale = act_bwd_scale(name, param, z, dy, want)
+        dz = np.full(shape, np.nan, dtype)
+        _core.act_backward(z, y, dy, dz, ACT[name], p)
+        assert_near(dz, want, scale, dtype, f"{name}'({p}) {shape}", 4.0)
+        # dz may alias dy
+        g = dy.copy()
+        _core.act_backward(z, y, g, g, ACT[name], p)
+        assert_near(g, want, scale, dtype, f"{name}' in place", 4.0)
+        # row strides, nothing written outside dz
+        zw, _ = wide(rng, shape, dtype, 1, values=z)
+        yw, _ = wide(rng, shape, dtype, 4, values=y)
+        dyw, _ = wide(rng, shape, dtype, 2, values=dy)
+        dzw, dzbase = wide(rng, shape, dtype, 3, fill=-3.0)
+        dzw[...] = np.nan
+        if accepted(_core.act_backward, zw, yw, dyw, dzw, ACT[name], p):
+            assert_near(dzw, want, scale, dtype, f"{name}' strided", 4.0)
+        assert (dzbase[:, shape[1]:] == -3.0).all()
+
+
+EXTREMES = [0.0, 1e-30, -1e-30, 1.0, -1.0, 20.0, -20.0, 40.0, -40.0, 80.0, -80.0, 88.0, -88.0,
+            89.0, -89.0, 100.0, -100.0, 700.0, -700.0, 710.0, -710.0, 745.0, -746.0, 1e4, -1e4]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,param", ACT_CASES)
+def test_act_extreme_inputs(dtype, name, param):
+    """exp/log1p stability: finite and correct at +-80 (float32 exp's edge), +-710 (float64's)
+    and +-1e4."""
+    p = ref.ACT_DEFAULT_PARAM[name] if param is None else param
+    z = np.array([EXTREMES, EXTREMES[::-1]], dtype=dtype)
+    y = np.empty_like(z)
+    _core.act_forward(z, y, ACT[name], p)
+    want = ref.act_forward(name, z, p)
+    assert np.isfinite(want).all()
+    assert np.isfinite(y).all(), f"{name}: non-finite outputs at {z[~np.isfinite(y)]}"
+    assert_near(y, want, act_fwd_scale(name, z, want), dtype, f"{name} extreme", 4.0)
+    dy = np.ones_like(z)
+    dz = np.empty_like(z)
+    _core.act_backward(z, want.astype(dtype), dy, dz, ACT[name], p)
+    want_dz = ref.act_backward(name, z, dy, p)
+    assert np.isfinite(dz).all(), f"{name}': non-finite at {z[~np.isfinite(dz)]}"
+    assert_near(dz, want_dz, act_bwd_scale(name, param, z, dy, want_dz), dtype,
+                f"{name}' extreme", 4.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_extreme_rows(dtype):
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [80.0, 80.0, -80.0], [0.0, 0.0, 0.0],
+                  [-1e4, -9999.0, -1e4]], dtype)
+    y = np.empty_like(z)
+    _core.act_forward(z, y, ACT["softmax"])
+    assert np.isfinite(y).all()
+    assert_near(y, ref.softmax(z), 1.0, dtype, "softmax extreme", 4.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(0, 40), cols=st.integers(1, 300), spread=st.sampled_from([1.0, 30.0, 1e3]),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**32 - 1))
+def test_softmax_rows_sum_to_one(rows, cols, spread, dtype, seed):
+    z = np.random.default_rng(seed).uniform(-spread, spread, (rows, cols)).astype(dtype)
+    y = np.empty_like(z)
+    _core.act_forward(z, y, ACT["softmax"])
+    assert (y >= 0).all() and (y <= 1).all()
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(y.astype(np.float64).sum(axis=1), 1.0, rtol=0, atol=tol)
+    assert_near(y, ref.softmax(z), 1.0, dtype, "softmax", 4.0)
+    # in place (dense_forward applies its softmax to y in place)
+    _core.act_forward(z, z, ACT["softmax"])
+    assert np.array_equal(z, y)
+
+
+def test_act_errors():
+    z = np.zeros((3, 4))
+    with pytest.raises(ValueError):
+        _core.act_forward(z, np.zeros((3, 5)), ACT["relu"])
+    with pytest.raises(ValueError):
+        _core.act_forward(z, np.zeros((4, 4)), ACT["relu"])
+    with pytest.raises(ValueError):
+        _core.act_backward(z, z, np.zeros((3, 5)), np.zeros((3, 4)), ACT["relu"])
+    with pytest.raises(ValueError):
+        _core.act_backward(z, np.zeros((2, 4)), z, np.zeros((3, 4)), ACT["relu"])
+    with pytest.raises(ValueError):
+        _core.act_backward(z, z, z, np.zeros((3, 3)), ACT["relu"])
+    for kind in (-1, len(ACT), 99):
+        with pytest.raises(ValueError):
+            _core.act_forward(z, np.zeros((3, 4)), kind)
+        with pytest.raises(ValueError):
+            _core.act_backward(z, z, z, np.zeros((3, 4)), kind)
+    for bad_t in (0.0, -1.0):
+        with pytest.raises(ValueError):
+            _core.act_forward(z, np.zeros((3, 4)), ACT["sigmoid"], bad_t)
+    with pytest.raises(ValueError):
+        _core.act_forward(z, np.zeros((3, 4)), ACT["elu"], -0.5)
+    with pytest.raises((TypeError, ValueError)):
+        _core.act_forward(z, np.zeros((3, 4), np.float32), ACT["relu"])
+
+
+# ---------------------------------------------------------------- PReLU and colsum
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prelu(dtype):
+    rng = np.random.default_rng(8)
+    for shape in [(0, 4), (3, 0), (1, 1), (9, 17), (70, 300), (2, 513)]:
+        z = rand(rng, shape, dtype, -3, 3)
+        if z.size:
+            z.reshape(-1)[::5] = 0
+        slope = rand(rng, (shape[1],), dtype, -0.5, 1.5)
+        dy = rand(rng, shape, dtype, -2, 2)
+        y = np.full(shape, np.nan, dtype)
+        _core.prelu_forward(z, slope, y)
+        want = ref.prelu_forward(z, slope)
+        assert_near(y, want, np.abs(want), dtype, f"prelu {shape}", 2.0)
+        dz = np.full(shape, np.nan, dtype)
+        dslope = np.full(shape[1], np.nan, dtype)  # written, not added
+        _core.prelu_backward(z, slope, dy, dz, dslope)
+        want_dz, want_ds = ref.prelu_backward(z, slope, dy)
+        assert_near(dz, want_dz, np.abs(want_dz), dtype, "prelu dz", 2.0)
+        ds_scale = np.abs(ref.f64(dy) * np.minimum(ref.f64(z), 0)).sum(axis=0)
+        assert_near(dslope, want_ds, ds_scale, dtype, "prelu dslope", 2.0)
+        # row strides
+        zw, _ = wide(rng, shape, dtype, 2, values=z)
+        dyw, _ = wide(rng, shape, dtype, 5, values=dy)
+        yw, ybase = wide(rng, shape, dtype, 3, fill=-3.0)
+        dzw, dzbase = wide(rng, shape, dtype, 1, fill=-3.0)
+        if accepted(_core.prelu_forward, zw, slope, yw):
+            assert_near(yw, want, np.abs(want), dtype, "prelu strided", 2.0)
+        if accepted(_core.prelu_backward, zw, slope, dyw, dzw, dslope):
+            assert_near(dzw, want_dz, np.abs(want_dz), dtype, "prelu dz strided", 2.0)
+            assert_near(dslope, want_ds, ds_scale, dtype, "prelu dslope strided", 2.0)
+        assert (ybase[:, shape[1]:] == -3).all() and (dzbase[:, shape[1]:] == -3).all()
+    with pytest.raises(ValueError):
+        _core.prelu_forward(np.zeros((2, 3)), np.zeros(2), np.zeros((2, 3)))
+    with pytest.raises(ValueError):
+        _core.prelu_forward(np.zeros((2, 3)), np.zeros(3), np.zeros((3, 3)))
+    with pytest.raises(ValueError):
+        _core.prelu_backward(np.zeros((2, 3)), np.zeros(3), np.zeros((2, 3)), np.zeros((2, 3)),
+                             np.zeros(2))
+    with pytest.raises(ValueError):
+        _core.prelu_backward(np.zeros((2, 3)), np.zeros(3), np.zeros((2, 4)), np.zeros((2, 3)),
+                             np.zeros(3))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_colsum(dtype):
+    rng = np.random.default_rng(9)
+    for shape in [(0, 0), (0, 7), (5, 0), (1, 1), (63, 255), (65, 256), (129, 257), (1000, 300)]:
+        x = rand(rng, shape, dtype, -10, 10)
+        out = np.full(shape[1], np.nan, dtype)
+        _core.colsum(x, out)
+        scale = np.abs(ref.f64(x)).sum(axis=0) + np.abs(ref.colsum(x))
+        assert_near(out, ref.colsum(x), scale, dtype, f"colsum {shape}", 2.0)
+        xw, _ = wide(rng, shape, dtype, 7, values=x)
+        out2 = np.full(shape[1], np.nan, dtype)
+        if accepted(_core.colsum, xw, out2):
+            assert np.array_equal(out, out2)
+    with pytest.raises(ValueError):
+        _core.colsum(np.zeros((3, 4)), np.zeros(3))
+
+
+# ---------------------------------------------------------------- dense layer
+
+def deriv_bound(name, param):
+    p = ref.ACT_DEFAULT_PARAM[name] if param is None else param
+    return max(1.0, abs(p), 1.0 / p if name == "sigmoid" else 1.0)
+
+
+def check_dense_forward(rng, batch, n_in, n_out, dtype, name, param, x_layout="c", use_b=True,
+                        z_mode="separate", extra=0, n_threads=1):
+    x, _, _ = make(rng, (batch, n_in), dtype, x_layout)
+    w = rand(rng, (n_in, n_out), dtype)
+    b = rand(rng, (n_out,), dtype) if use_b else None
+    p = ref.ACT_DEFAULT_PARAM[name] if param is None else param
+    for ex in dict.fromkeys((extra, 0)):  # rows inside wider arrays first, if asked
+        yw, ybase = wide(rng, (batch, n_out), dtype, ex, fill=-5.0)
+        yw[...] = np.nan
+        if z_mode == "separate":
+            zw, zbase = wide(rng, (batch, n_out), dtype, ex, fill=-5.0)
+            zw[...] = np.nan
+        elif z_mode == "none":
+            zw = zbase = None
+        else:  # z is y (identity only)
+            zw, zbase = yw, ybase
+        if accepted(_core.dense_forward, x, w, b, zw, yw, ACT[name], p, n_threads):
+            break
+    want_z, want_y = ref.dense_forward(x, w, b, name, p)
+    scale_z = np.abs(ref.f64(x)) @ np.abs(ref.f64(w)) + (np.abs(ref.f64(b)) if use_b else 0.0)
+    what = f"dense_forward {name}({p}) {batch}x{n_in}->{n_out} x:{x_layout} b:{use_b} z:{z_mode}"
+    if z_mode == "separate":
+        assert_near(zw, want_z, scale_z, dtype, what + " z", 2.0)
+        assert (zbase[:, n_out:] == -5.0).all()
+    if name == "softmax":
+        rowmax = scale_z.max(axis=1, keepdims=True) if scale_z.size else scale_z
+        scale_y = np.abs(want_y) + 2.0 * rowmax
+        assert_near(yw, want_y, scale_y, dtype, what + " y", 4.0)
+    elif name in ("step", "sign"):
+        # discontinuous: compare where z is clearly off the threshold
+        theta = p if name == "step" else 0.0
+        clear = np.abs(want_z - theta) > 100 * rtol(dtype) * scale_z + 1e-30
+        assert_near(np.where(clear, yw, 0), np.where(clear, want_y, 0), 0, dtype, what + " y")
+    else:
+        scale_y = np.abs(want_y) + deriv_bound(name, param) * scale_z
+        assert_near(yw, want_y, act_fwd_scale(name, want_z, want_y) + scale_y, dtype,
+                    what + " y", 4.0)
+    assert (ybase[:, n_out:] == -5.0).all()
+    return np.array(yw)
+
+
+DENSE_SHAPES = [(0, 3, 4), (1, 1, 1), (3, 0, 5), (5, 7, 0), (1, 200, 130), (2, 33, 129),
+                (3, 17, 64), (13, 31, 17), (14, 16, 32), (15, 65, 33), (29, 5, 257),
+                (17, 1031, 19), (64, 300, 10)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,param", ACT_CASES)
+def test_dense_forward(dtype, name, param):
+    rng = np.random.default_rng(10)
+    for i, (batch, n_in, n_out) in enumerate(DENSE_SHAPES):
+        check_dense_forward(rng, batch, n_in, n_out, dtype, name, param,
+                            x_layout=("c", "rs", "cs", "f", "fcs")[i % 5], use_b=i % 4 != 1,
+                            z_mode=("separate", "none")[i % 2], extra=i % 3)
+    if name == "identity":
+        check_dense_forward(rng, 9, 10, 11, dtype, name, param, z_mode="same")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_forward_layouts_and_packed(dtype, gemm_kernel):
+    rng = np.random.default_rng(11)
+    for layout in LAYOUTS:
+        for name, param in [("relu", None), ("sigmoid", 0.5), ("softmax", None)]:
+            check_dense_forward(rng, 31, 45, 40, dtype, name, param, x_layout=layout, extra=2)
+    # batch large enough for the packed-B GEMM path, with the fused epilogue; and k > kc
+    check_dense_forward(rng, 1600, 24, 20, dtype, "tanh", None)
+    check_dense_forward(rng, 30, 800, 40, dtype, "gelu", None, x_layout="f")
+
+
+def check_dense_backward(rng, batch, n_in, n_out, dtype, name, param, x_layout="c", extra=0,
+                         with_dx=True, with_db=True, alias=False, dx_extra=0, n_threads=1):
+    p = ref.ACT_DEFAULT_PARAM[name] if param is None else param
+    x, _, _ = make(rng, (batch, n_in), dtype, x_layout)
+    w = rand(rng, (n_in, n_out), dtype)
+    b = rand(rng, (n_out,), dtype)
+    z = ref.dense_forward(x, w, b, name, p)[0].astype(dtype)
+    y = ref.act_forward(name, z, p).astype(dtype)
+    dy = rand(rng, z.shape, dtype, -2, 2)
+    for ex, dx_ex in dict.fromkeys(((extra, dx_extra), (0, 0))):  # wider arrays first, if asked
+        zw, _ = wide(rng, z.shape, dtype, ex, values=z)
+        yw, _ = wide(rng, z.shape, dtype, ex, values=y)
+        dyw, _ = wide(rng, z.shape, dtype, ex, values=dy)
+        dzw = dyw if alias else wide(rng, z.shape, dtype, ex, fill=np.nan)[0]
+        dxw = dxbase = None
+        if with_dx:
+            dxw, dxbase = wide(rng, (batch, n_in), dtype, dx_ex, fill=-5.0)
+            dxw[...] = np.nan
+        dw = np.full((n_in, n_out), np.nan, dtype)
+        db = np.full(n_out, np.nan, dtype) if with_db else None
+        if accepted(_core.dense_backward, x, w, zw, yw, dyw, dzw, dxw, dw, db, ACT[name], p,
+                    n_threads):
+            break
+    want_dz, want_dw, want_db, want_dx = ref.dense_backward(x, w, z, dy, name, p)
+    e = np.abs(want_dz) + deriv_bound(name, param) * np.abs(ref.f64(dy))
+    if e.size and name == "softmax":
+        e = e + np.abs(ref.f64(dy)).max(axis=1, keepdims=True)
+    what = (f"dense_backward {name}({p}) {batch}x{n_in}->{n_out} x:{x_layout} alias:{alias} "
+            f"dx:{with_dx} db:{with_db}")
+    if not (name == "identity" and p == 1.0):  # plain identity: dy is taken as dz, dz unused
+        assert_near(dzw, want_dz, act_bwd_scale(name, param, z, dy, want_dz), dtype,
+                    what + " dz", 4.0)
+    assert_near(dw, want_dw, np.abs(ref.f64(x)).T @ e, dtype, what + " dw", 4.0)
+    if with_db:
+        assert_near(db, want_db, e.sum(axis=0), dtype, what + " db", 4.0)
+    if with_dx:
+        assert_near(dxw, want_dx, e @ np.abs(ref.f64(w)).T, dtype, what + " dx", 4.0)
+        assert (dxbase[:, n_in:] == -5.0).all()
+    return dw, db, (None if dxw is None else np.array(dxw)), np.array(dzw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,param", ACT_CASES)
+def test_dense_backward(dtype, name, param):
+    rng = np.random.default_rng(12)
+    for i, (batch, n_in, n_out) in enumerate(DENSE_SHAPES):
+        check_dense_backward(rng, batch, n_in, n_out, dtype, name, param,
+                             x_layout=("c", "rs", "cs", "f", "fcs")[i % 5], extra=i % 3,
+                             with_dx=i % 4 != 2, with_db=i % 5 != 3, alias=i % 3 == 1,
+                             dx_extra=(i + 1) % 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_backward_layouts(dtype, gemm_kernel):
+    rng = np.random.default_rng(13)
+    for layout in LAYOUTS:
+        for name, param in [("identity", None), ("elu", 0.7), ("softmax", None)]:
+            check_dense_backward(rng, 37, 45, 30, dtype, name, param, x_layout=layout, extra=1)
+    check_dense_backward(rng, 1600, 20, 24, dtype, "tanh", None)
+
+
+def test_dense_errors():
+    x, w, b = np.zeros((4, 3)), np.zeros((3, 2)), np.zeros(2)
+    y = np.zeros((4, 2))
+    with pytest.raises(ValueError):
+        _core.dense_forward(x, np.zeros((4, 2)), b, None, y, 0)
+    with pytest.raises(ValueError):
+        _core.dense_forward(x, w, np.zeros(3), None, y, 0)
+    with pytest.raises(ValueError):
+        _core.dense_forward(x, w, b, None, np.zeros((4, 3)), 0)
+    with pytest.raises(ValueError):
+        _core.dense_forward(x, w, b, np.zeros((3, 2)), y, 0)
+    with pytest.raises(ValueError):  # z must share y's row stride
+        _core.dense_forward(x, w, b, np.zeros((4, 5))[:, :2], y, ACT["relu"])
+    with pytest.raises(ValueError):
+        _core.dense_forward(x, w, b, None, y, 99)
+    z = np.zeros((4, 2))
+    with pytest.raises(ValueError):
+        _core.dense_backward(x, w, z, z, z, z, np.zeros((4, 3)), np.zeros((2, 2)), b, 0)
+    with pytest.raises(ValueError):
+        _core.dense_backward(x, w, z, z, z, z, np.zeros((4, 4)), np.zeros((3, 2)), b, 0)
+    with pytest.raises(ValueError):
+        _core.dense_backward(x, w, z, z, z, z, None, np.zeros((3, 2)), np.zeros(3), 0)
+    with pytest.raises(ValueError):
+        _core.dense_backward(x, w, np.zeros((3, 2)), z, z, z, None, np.zeros((3, 2)), b, 0)
+    with pytest.raises(ValueError):
+        _core.dense_backward(x, w, z, z, z, np.zeros((4, 3))[:, :2], None, np.zeros((3, 2)), b, 5)
+    with pytest.raises(ValueError):
+        _core.dense_backward(x, w, z, z, z, z, None, np.zeros((3, 2)), b, 99)
+
+
+# ---------------------------------------------------------------- losses
+
+def loss_targets(rng, kind, n, k, dtype):
+    """(t, labels) for a loss kind."""
+    if kind == "softmax_ce_labels":
+        return None, rng.integers(0, max(k, 1), n).astype(np.int32)
+    if kind == "mse":
+        t = rng.normal(0, 1, (n, k))
+    elif kind == "bce_logits":
+        t = rng.uniform(0, 1, (n, k))
+        if t.size:
+            t.reshape(-1)[::3] = rng.integers(0, 2, t.reshape(-1)[::3].size)
+    elif kind == "softmax_ce":
+        t = rng.dirichlet(np.ones(k), n) if k else np.zeros((n, 0))
+        t[::4] *= 2.0  # rows that do not sum to one: gradient p * sum(t) - t
+        if n:
+            t[0] = np.eye(k)[0] if k else t[0]
+    else:
+        t = rng.choice([-1.0, 1.0], (n, k))
+    return t.astype(dtype), None
+
+
+def loss_logits(rng, kind, t, n, k, dtype):
+    z = rng.normal(0, 2, (n, k))
+    if kind in ("perceptron", "hinge") and z.size:
+        flat, tf = z.reshape(-1), t.reshape(-1)
+        flat[::5] = 0.0                      # t z = 0: a mistake for the perceptron
+        flat[1::5] = tf[1::5]                # t z = 1 exactly: on the hinge's margin
+        flat[2::5] = 0.5 * tf[2::5]          # inside the margin
+    return z.astype(dtype)
+
+
+def check_loss(rng, kind, n, k, dtype, weighted, strided=False, z=None, t=None, labels=None,
+               n_threads=1):
+    if z is None:
+        t, labels = loss_targets(rng, kind, n, k, dtype)
+        z = loss_logits(rng, kind, t, n, k, dtype)
+    sw = None
+    if weighted:
+        sw = rng.uniform(0.1, 2.0, n).astype(dtype)
+        if n > 2:
+            sw[1] = 0.0
+    if strided:  # rows inside wider arrays: accepted and right, or refused
+        zs = wide(rng, z.shape, dtype, 2, values=z)[0]
+        ts = None if t is None else wide(rng, t.shape, dtype, 5, values=t)[0]
+        gs, gbase = wide(rng, z.shape, dtype, 1, fill=-5.0)
+        if accepted(_core.loss, LOSS[kind], zs, ts, labels, sw, gs, n_threads):
+            assert (gbase[:, k:] == -5.0).all()
+            z, t, grad = zs, ts, gs
+            strided = "accepted"
+    if strided != "accepted":
+        grad = np.full(z.shape, np.nan, dtype)
+    value = _core.loss(LOSS[kind], z, t, labels, sw, grad, n_threads)
+    what = f"loss {kind} n={n} k={k} weighted={weighted} strided={strided}"
+    assert isinstance(value, float)
+    if n == 0:
+        assert value == 0.0 and grad.shape == (0, k)
+        return value, grad
+    want, want_g = ref.loss(kind, z, t, labels, sw)
+    scale = ref.loss_terms(kind, z, t, labels, sw)
+    assert_near(value, want, scale, dtype, what + " value", 4.0)
+    wn = (np.ones(n) if sw is None else ref.f64(sw)) / (n if sw is None else ref.f64(sw).sum())
+    tt = 1.0 if t is None else np.abs(ref.f64(t))
+    gscale = np.abs(want_g) + wn[:, None] * (np.abs(ref.f64(z)) + tt + 1.0)
+    assert_near(grad, want_g, gscale, dtype, what + " grad", 4.0)
+    # the value alone (grad None) is the same number
+    assert _core.loss(LOSS[kind], z, t, labels, sw, None, n_threads) == value
+    return value, np.array(grad)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ref.LOSSES)
+def test_loss(dtype, kind):
+    rng = np.random.default_rng(14)
+    for i, (n, k) in enumerate([(0, 3), (1, 1), (1, 4), (3, 2), (64, 3), (65, 10), (129, 1),
+                                (200, 17)]):
+        for weighted in (False, True):
+            check_loss(rng, kind, n, k, dtype, weighted, strided=(i + weighted) % 2 == 1)
+
+
+@pytest.mark.parametrize("kind", ref.LOSSES)
+def test_loss_many_rows(kind):
+    """More rows than one chunk of partial sums (64-row blocks x 256)."""
+    rng = np.random.default_rng(15)
+    check_loss(rng, kind, 16500, 2, np.float64, True)
+    check_loss(rng, kind, 16500, 1, np.float32, False)
+
+
+def test_loss_subgradients_at_the_kinks():
+    """Perceptron: -t where t z <= 0 (so t z = 0 counts as a mistake); hinge: -t where t z < 1."""
+    z = np.array([[0.0, 0.0, 1.0, -1.0, 0.5, -0.5, 2.0]])
+    t = np.array([[1.0, -1.0, 1.0, -1.0, 1.0, -1.0, -1.0]])
+    for dtype in DTYPES:
+        g = np.empty_like(z, dtype=dtype)
+        v = _core.loss(LOSS["perceptron"], z.astype(dtype), t.astype(dtype), None, None, g)
+        assert v == pytest.approx(2.0)
+        assert np.array_equal(g, [[-1, 1, 0, 0, 0, 0, 1]])
+        v = _core.loss(LOSS["hinge"], z.astype(dtype), t.astype(dtype), None, None, g)
+        assert v == pytest.approx(1 + 1 + 0 + 0 + 0.5 + 0.5 + 3)
+        assert np.array_equal(g, [[-1, 1, 0, 0, -1, 1, 1]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ref.LOSSES)
+def test_loss_extreme_logits(dtype, kind):
+    """log1p/exp stability: finite, correct values and gradients at z = +-1e4 and +-80."""
+    rng = np.random.default_rng(16)
+    big = [1e4, -1e4, 80.0, -80.0, 0.0, 745.0, -745.0]
+    z = np.array([big, big[::-1], [-1e4] * 7, [80.0] * 7], dtype)
+    n, k = z.shape
+    t, labels = loss_targets(rng, kind, n, k, dtype)
+    if kind == "bce_logits":
+        t = np.array([[1, 0, 1, 0, 0.5, 0, 1]] * 2 + [[0.3] * 7, [1.0] * 7], dtype)
+    value, grad = check_loss(rng, kind, n, k, dtype, False, z=z, t=t, labels=labels)
+    assert np.isfinite(value) and np.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_loss_labels_out_of_range(dtype):
+    z = np.zeros((4, 3), dtype)
+    g = np.empty_like(z)
+    for bad in (-1, 3, 100):
+        labels = np.array([0, 1, bad, 2], np.int32)
+        with pytest.raises(ValueError):
+            _core.loss(LOSS["softmax_ce_labels"], z, None, labels, None, g)
+    # the Python layer rejects them too, before the kernel
+    ce = get_loss("softmax_cross_entropy")
+    for y in ([0, 1, 3], [-1, 0, 1]):
+        with pytest.raises(ValueError):
+            ce.prepare_targets(np.array(y), 3, dtype)
+
+
+def test_loss_errors():
+    z = np.zeros((4, 3))
+    t = np.zeros((4, 3))
+    with pytest.raises(ValueError):
+        _core.loss(LOSS["mse"], z, np.zeros((4, 2)), None, None, None)
+    with pytest.raises(ValueError):
+        _core.loss(LOSS["mse"], z, np.zeros((3, 3)), None, None, None)
+    with pytest.raises(ValueError):
+        _core.loss(LOSS["mse"], z, None, None, None, None)
+    with pytest.raises(ValueError):
+        _core.loss(LOSS["mse"], z, t, None, np.ones(3), None)
+    with pytest.raises(ValueError):
+        _core.loss(LOSS["mse"], z, t, None, None, np.zeros((4, 2)))
+    with pytest.raises(ValueError):
+        _core.loss(LOSS["softmax_ce_labels"], z, None, np.zeros(3, np.int32), None, None)
+    with pytest.raises(ValueError):
+        _core.loss(LOSS["softmax_ce_labels"], z, None, None, None, None)
+    for kind in (-1, len(LOSS), 42):
+        with pytest.raises(ValueError):
+            _core.loss(kind, z, t, None, None, None)
+
+
+# ---------------------------------------------------------------- penalty, SGD, permutation
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("l1,l2", [(0.0, 0.0), (0.1, 0.0), (0.0, 0.3), (0.01, 2.0)])
+def test_penalty(dtype, l1, l2):
+    rng = np.random.default_rng(17)
+    for n in (0, 1, 7, 1000):
+        w = rand(rng, (n,), dtype, -3, 3)
+        w[::4] = 0.0
+        g0 = rand(rng, (n,), dtype)
+        g = g0.copy()
+        value = _core.penalty(w, g, l1, l2)
+        want, want_g = ref.penalty(w, l1, l2)
+        scale = l1 * np.abs(ref.f64(w)).sum() + l2 * (ref.f64(w) ** 2).sum()
+        assert_near(value, want, scale, dtype, "penalty value", 2.0)
+        assert_near(g, ref.f64(g0) + want_g, np.abs(ref.f64(g0)) + l1 + l2 * np.abs(ref.f64(w)),
+                    dtype, "penalty grad (added)", 2.0)
+        assert _core.penalty(w, None, l1, l2) == value
+    with pytest.raises(ValueError):
+        _core.penalty(np.zeros(3), np.zeros(4), 0.1, 0.1)
+
+
+SGD_CASES = [dict(momentum=0.0), dict(momentum=0.0, weight_decay=0.01), dict(momentum=0.9),
+             dict(momentum=0.9, nesterov=True), dict(momentum=0.5, weight_decay=0.1, nesterov=True)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hp", SGD_CASES)
+def test_sgd_step(dtype, hp):
+    rng = np.random.default_rng(18)
+    for n in (0, 1, 13, 5000):
+        p = rand(rng, (n,), dtype, -2, 2)
+        v = rand(rng, (n,), dtype) if hp["momentum"] else None
+        for _ in range(3):
+            g = rand(rng, (n,), dtype, -5, 5)
+            p0 = p.copy()
+            v0 = None if v is None else v.copy()
+            _core.sgd_step(g, p, v, 0.1, **hp)
+            c = {k: (float(np.float32(x)) if dtype == np.float32 else x)
+                 for k, x in hp.items() if k != "nesterov"}
+            lr = float(np.float32(0.1)) if dtype == np.float32 else 0.1
+            want_p, want_v = ref.sgd_step(g, p0, v0, lr, c["momentum"], c.get("weight_decay", 0.0),
+                                          hp.get("nesterov", False))
+            mag = np.abs(ref.f64(g)) + np.abs(ref.f64(p0))
+            if v0 is not None:
+                mag = mag + np.abs(ref.f64(v0))
+            assert_near(p, want_p, np.abs(ref.f64(p0)) + 0.5 * mag, dtype, f"sgd p {hp}", 2.0)
+            if v is not None:
+                assert_near(v, want_v, 2 * mag, dtype, f"sgd v {hp}", 2.0)
+    with pytest.raises(ValueError):  # momentum needs a velocity
+        _core.sgd_step(np.zeros(3), np.zeros(3), None, 0.1, momentum=0.9)
+    with pytest.raises(ValueError):
+        _core.sgd_step(np.zeros(3), np.zeros(4), None, 0.1)
+    with pytest.raises(ValueError):
+        _core.sgd_step(np.zeros(3), np.zeros(3), np.zeros(2), 0.1, momentum=0.9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(0, 3000), momentum=st.sampled_from([0.0, 0.9]), nesterov=st.booleans(),
+       wd=st.sampled_from([0.0, 0.01, 1.0]), dtype=st.sampled_from(DTYPES),
+       seed=st.integers(0, 2**32 - 1))
+def test_sgd_lr_zero_is_identity(n, momentum, nesterov, wd, dtype, seed):
+    rng = np.random.default_rng(seed)
+    p = rand(rng, (n,), dtype, -10, 10)
+    g = rand(rng, (n,), dtype, -10, 10)
+    v = rand(rng, (n,), dtype) if momentum else None
+    p0 = p.copy()
+    _core.sgd_step(g, p, v, 0.0, momentum, wd, nesterov and momentum > 0)
+    assert np.array_equal(p, p0)
+
+
+def test_permutation():
+    for n in (0, 1, 2, 7, 1000):
+        perm = _core.permutation(n, 42, 0)
+        assert perm.dtype == np.int64 and perm.shape == (n,)
+        assert np.array_equal(np.sort(perm), np.arange(n))
+        assert np.array_equal(perm, _core.permutation(n, 42, 0))  # deterministic
+    a = _core.permutation(1000, 42, 0)
+    assert not np.array_equal(a, np.arange(1000))
+    assert not np.array_equal(a, _core.permutation(1000, 42, 1))  # distinct streams
+    assert not np.array_equal(a, _core.permutation(1000, 43, 0))  # distinct seeds
+    streams = {tuple(_core.permutation(10, 7, s)) for s in range(20)}
+    assert len(streams) == 20
+    assert _core.rng_u64(1, 2, 3) == _core.rng_u64(1, 2, 3)
+    assert len({_core.rng_u64(1, 2, c) for c in range(100)}) == 100
+
+
+# ---------------------------------------------------------------- misaligned buffers
+
+def unaligned(a):
+    """A copy of `a` (C-contiguous) starting one element past an aligned address."""
+    a = np.asarray(a)
+    buf = np.empty(a.size + 1, a.dtype)
+    out = buf[1:].reshape(a.shape)
+    out[...] = a
+    assert out.ctypes.data % 16 != 0 or a.size == 0
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_misaligned_buffers(dtype):
+    """Every kernel gives the same numbers when no buffer is SIMD-aligned."""
+    rng = np.random.default_rng(42)
+    batch, n_in, n_out = 37, 29, 45
+    x = rand(rng, (batch, n_in), dtype)
+    w = rand(rng, (n_in, n_out), dtype)
+    b = rand(rng, (n_out,), dtype)
+    dy = rand(rng, (batch, n_out), dtype)
+    U = unaligned
+    for name in ("relu", "gelu", "softmax", "identity"):
+        z1, y1 = np.empty((batch, n_out), dtype), np.empty((batch, n_out), dtype)
+        _core.dense_forward(x, w, b, z1, y1, ACT[name])
+        z2, y2 = U(np.zeros((batch, n_out), dtype)), U(np.zeros((batch, n_out), dtype))
+        _core.dense_forward(U(x), U(w), U(b), z2, y2, ACT[name])
+        scale = np.abs(ref.f64(x)) @ np.abs(ref.f64(w)) + np.abs(ref.f64(b))
+        assert_near(z2, ref.dense_forward(x, w, b)[0], scale, dtype, f"unaligned z {name}", 2.0)
+        assert_near(z2, z1, scale, dtype, f"unaligned vs aligned z {name}", 2.0)
+        out1 = [np.empty((batch, n_out), dtype), np.empty((batch, n_in), dtype),
+                np.empty((n_in, n_out), dtype), np.empty(n_out, dtype)]
+        out2 = [U(o) for o in out1]
+        _core.dense_backward(x, w, z1, y1, dy, *out1, ACT[name])
+        _core.dense_backward(U(x), U(w), U(z1), U(y1), U(dy), *out2, ACT[name])
+        _, dw, db, dx = ref.dense_backward(x, w, z1, dy, name)
+        e = np.abs(ref.f64(dy)) * 2
+        assert_near(out2[1], dx, e @ np.abs(ref.f64(w)).T, dtype, "unaligned dx", 4.0)
+        assert_near(out2[2], dw, np.abs(ref.f64(x)).T @ e, dtype, "unaligned dw", 4.0)
+        assert_near(out2[3], db, e.sum(axis=0), dtype, "unaligned db", 4.0)
+    # elementwise kernels and reductions in a fixed order: bitwise the same
+    z = rand(rng, (batch, n_out), dtype, -3, 3)
+    for name in ref.ACTIVATIONS:
+        y1, y2 = np.empty_like(z), U(np.empty_like(z))
+        _core.act_forward(z, y1, ACT[name])
+        _core.act_forward(U(z), y2, ACT[name])
+        d1, d2 = np.empty_like(z), U(np.empty_like(z))
+        _core.act_backward(z, y1, dy, d1, ACT[name])
+        _core.act_backward(U(z), U(y1), U(dy), d2, ACT[name])
+        assert np.array_equal(y1, y2) and np.array_equal(d1, d2), name
+    slope = rand(rng, (n_out,), dtype)
+    r1 = [np.empty_like(z), np.empty_like(z), np.empty(n_out, dtype), np.empty(n_out, dtype)]
+    r2 = [U(r) for r in r1]
+    for (yp, dzp, dsp, csp), (zz, ss, gg) in ((r1, (z, slope, dy)), (r2, (U(z), U(slope), U(dy)))):
+        _core.prelu_forward(zz, ss, yp)
+        _core.prelu_backward(zz, ss, gg, dzp, dsp)
+        _core.colsum(zz, csp)
+    for a1, a2 in zip(r1, r2):
+        assert np.array_equal(a1, a2)
+    for kind in ref.LOSSES:
+        t, labels = loss_targets(rng, kind, batch, n_out, dtype)
+        zl = loss_logits(rng, kind, t, batch, n_out, dtype)
+        sw = rand(rng, (batch,), dtype, 0.1, 2)
+        g1, g2 = np.empty_like(zl), U(np.empty_like(zl))
+        v1 = _core.loss(LOSS[kind], zl, t, labels, sw, g1)
+        v2 = _core.loss(LOSS[kind], U(zl), None if t is None else U(t),
+                        None if labels is None else U(labels), U(sw), g2)
+        assert v1 == v2 and np.array_equal(g1, g2), kind
+    p1 = rand(rng, (1001,), dtype)
+    g = rand(rng, (1001,), dtype)
+    v1 = rand(rng, (1001,), dtype)
+    p2, v2 = U(p1), U(v1)
+    _core.sgd_step(g, p1, v1, 0.1, 0.9, 0.01, True)
+    _core.sgd_step(U(g), p2, v2, 0.1, 0.9, 0.01, True)
+    assert np.array_equal(p1, p2) and np.array_equal(v1, v2)
+    gp1, gp2 = g.copy(), U(g)
+    assert _core.penalty(p1, gp1, 0.1, 0.2) == _core.penalty(U(p1), gp2, 0.1, 0.2)
+    assert np.array_equal(gp1, gp2)
+
+
+# ---------------------------------------------------------------- optimizer dispatch
+
+@pytest.mark.skipif(not hasattr(_core, "optim_step"), reason="no optim_step in this build")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hp", SGD_CASES)
+def test_optim_step_sgd(dtype, hp):
+    """The dispatching optimizer step is the SGD kernel, and counts its steps."""
+    rng = np.random.default_rng(43)
+    n = 777
+    p1 = rand(rng, (n,), dtype)
+    v1 = rand(rng, (n,), dtype) if hp["momentum"] else None
+    p2 = p1.copy()
+    v2 = None if v1 is None else v1.copy()
+    hyper = dict(kind="sgd", lr=0.05, **hp)
+    step = 5
+    for _ in range(3):
+        g = rand(rng, (n,), dtype, -3, 3)
+        p0 = p1.copy()
+        _core.sgd_step(g, p1, v1, 0.05, **hp)
+        step = _core.optim_step(g, p2, hyper, [v2], step)
+        assert np.array_equal(p1, p2) and (v1 is None or np.array_equal(v1, v2))
+        assert not np.array_equal(p1, p0)
+    assert step == 8
+
+
+# ---------------------------------------------------------------- threads: bitwise identical
+
+def _three(run):
+    """run(n_threads) -> tuple of arrays/floats; assert 1, 2 and 3 threads agree bitwise."""
+    outs = [run(nt) for nt in (1, 2, 3)]
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            if isinstance(a, float):
+                assert a == b or (np.isnan(a) and np.isnan(b))
+            else:
+                assert np.array_equal(a, b, equal_nan=True)
+    return outs[0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,param", ACT_CASES)
+def test_threads_bitwise_activations(dtype, name, param):
+    rng = np.random.default_rng(19)
+    p = ref.ACT_DEFAULT_PARAM[name] if param is None else param
+    shape = (300, 200)
+    assert_parallel(8.0 * shape[0] * shape[1])
+    z = act_inputs(rng, shape, dtype, name, param)
+    dy = rand(rng, shape, dtype)
+
+    def run(nt):
+        y = np.empty_like(z)
+        _core.act_forward(z, y, ACT[name], p, nt)
+        dz = np.empty_like(z)
+        _core.act_backward(z, y, dy, dz, ACT[name], p, nt)
+        return y, dz
+
+    y, dz = _three(run)
+    assert_near(y, ref.act_forward(name, z, p),
+                act_fwd_scale(name, z, ref.act_forward(name, z, p)), dtype, name, 4.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_threads_bitwise_prelu_colsum(dtype):
+    rng = np.random.default_rng(20)
+    for shape in [(300, 200), (1000, 600), (5000, 7)]:
+        assert_parallel(shape[0] * shape[1])
+        z = rand(rng, shape, dtype)
+        slope = rand(rng, (shape[1],), dtype)
+        dy = rand(rng, shape, dtype)
+
+        def run(nt):
+            y, dz = np.empty_like(z), np.empty_like(z)
+            ds, cs = np.empty(shape[1], dtype), np.empty(shape[1], dtype)
+            _core.prelu_forward(z, slope, y, nt)
+            _core.prelu_backward(z, slope, dy, dz, ds, nt)
+            _core.colsum(z, cs, nt)
+            return y, dz, ds, cs
+
+        y, dz, ds, cs = _three(run)
+        assert_near(cs, ref.colsum(z), np.abs(ref.f64(z)).sum(axis=0), dtype, "colsum", 2.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,param", [("relu", None), ("sigmoid", 0.5), ("softmax", None),
+                                        ("identity", None), ("gelu", None)])
+def test_threads_bitwise_dense(dtype, name, param):
+    rng = np.random.default_rng(21)
+    batch, n_in, n_out = 300, 200, 150
+    assert_parallel(2.0 * batch * n_in * n_out)
+    p = ref.ACT_DEFAULT_PARAM[name] if param is None else param
+    x = rand(rng, (batch, n_in), dtype)
+    xt = np.asfortranarray(x)
+    w = rand(rng, (n_in, n_out), dtype, -0.2, 0.2)
+    b = rand(rng, (n_out,), dtype)
+    dy = rand(rng, (batch, n_out), dtype)
+
+    def run(nt):
+        z, y = np.empty((batch, n_out), dtype), np.empty((batch, n_out), dtype)
+        _core.dense_forward(x, w, b, z, y, ACT[name], p, nt)
+        z2, y2 = np.empty_like(z), np.empty_like(y)
+        _core.dense_forward(xt, w, b, z2, y2, ACT[name], p, nt)
+        dz, dx = np.empty_like(z), np.empty((batch, n_in), dtype)
+        dw, db = np.empty((n_in, n_out), dtype), np.empty(n_out, dtype)
+        _core.dense_backward(xt, w, z, y, dy, dz, dx, dw, db, ACT[name], p, nt)
+        return z, y, z2, y2, dx, dw, db
+
+    z, y, z2, y2, dx, dw, db = _three(run)
+    want_z, _ = ref.dense_forward(x, w, b, name, p)
+    scale = np.abs(ref.f64(x)) @ np.abs(ref.f64(w)) + np.abs(ref.f64(b))
+    assert_near(z, want_z, scale, dtype, "dense z", 2.0)
+    assert_near(z2, want_z, scale, dtype, "dense z (x transposed)", 2.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ref.LOSSES)
+def test_threads_bitwise_losses(dtype, kind):
+    rng = np.random.default_rng(22)
+    n, k = 3001, 10
+    assert_parallel(20.0 * n * k)
+    t, labels = loss_targets(rng, kind, n, k, dtype)
+    z = loss_logits(rng, kind, t, n, k, dtype)
+    sw = rng.uniform(0, 2, n).astype(dtype)
+
+    def run(nt):
+        g1, g2 = np.empty_like(z), np.empty_like(z)
+        v1 = _core.loss(LOSS[kind], z, t, labels, None, g1, nt)
+        v2 = _core.loss(LOSS[kind], z, t, labels, sw, g2, nt)
+        return v1, g1, v2, g2
+
+    v1, g1, v2, g2 = _three(run)
+    want = ref.loss(kind, z, t, labels, sw)[0]
+    assert_near(v2, want, ref.loss_terms(kind, z, t, labels, sw), dtype, "loss", 4.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_threads_bitwise_sgd(dtype):
+    rng = np.random.default_rng(23)
+    n = 60001
+    assert_parallel(4.0 * n)
+    g = rand(rng, (n,), dtype)
+    p0 = rand(rng, (n,), dtype)
+    v0 = rand(rng, (n,), dtype)
+
+    def run(nt):
+        p, v, p2 = p0.copy(), v0.copy(), p0.copy()
+        _core.sgd_step(g, p, v, 0.05, 0.9, 0.01, True, nt)
+        _core.sgd_step(g, p2, None, 0.05, 0.0, 0.01, False, nt)
+        return p, v, p2
+
+    p, v, p2 = _three(run)
+    want, _ = ref.sgd_step(g, p0, None, float(dtype(0.05)), 0.0, float(dtype(0.01)))
+    assert_near(p2, want, np.abs(ref.f64(p0)) + np.abs(ref.f64(g)), dtype, "sgd", 2.0)
+
+
+@settings(max_examples=10, deadline=None)
+@given(m=st.integers(40, 400), n=st.integers(30, 300), k=st.integers(20, 300),
+       la=st.sampled_from(["c", "f", "cs"]), lb=st.sampled_from(["c", "f", "rs"]),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**32 - 1))
+def test_threads_bitwise_gemm_property(m, n, k, la, lb, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a, _, _ = make(rng, (m, k), dtype, la)
+    b, _, _ = make(rng, (k, n), dtype, lb)
+
+    def run(nt):
+        c = np.full((m, n), np.nan, dtype)
+        _core.gemm(a, b, c, 1.0, 0.0, nt)
+        return (c,)
+
+    (c,) = _three(run)
+    assert_near(c, ref.gemm(a, b, None), ref.gemm_error_scale(a, b, None), dtype, "gemm", 2.0)
