@@ -295,7 +295,7 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
         /* Batch 1 with SGD: each penalty-free Dense layer is updated as its gradient is formed
          * (a rank-1 update, dW never materialised). The loss, penalties included, is known
          * before any weight moves, so a non-finite one still leaves the weights untouched. */
-        const int fused_update = rows == 1 && opt->kind == FM_OPT_SGD;
+        const int fused_update = rows == 1 && opt->kind == FM_OPT_SGD && opt->dampening == 0.0;
         if (fused_update) {
             FM_FN(add_penalties)(net, params, NULL, &value);
             if (!isfinite(value)) return FM_ERR_NONFINITE;

@@ -77,17 +77,200 @@ int FM_FN(fm_sgd_rank1_update)(int64_t n_in, int64_t n_out, const T *x, const T 
     return FM_OK;
 }
 
-int FM_FN(fm_optim_step)(int64_t n, const T *grad, T *param, fm_optim *opt, int n_threads) {
-    if (!opt || n < 0) return FM_ERR_ARG;
-    int status;
-    switch (opt->kind) {
-    case FM_OPT_SGD:
-        status = FM_FN(fm_sgd_step)(n, grad, param, (T *)opt->state[0], opt->lr, opt->momentum,
-                                    opt->weight_decay, opt->nesterov, n_threads);
+/* Products associate as torch's addcmul (value * t1 * t2, left to right), so trajectories track
+ * torch.optim's closely. Per-step scalars of the adaptive rules, computed once per step in double, then rounded to T
+ * (as torch does with its Python-float step sizes). */
+typedef struct {
+    T lr, wd, mu, damp, b1c, b2c, eps, rho, step_size, bc2_sqrt, c1, c2, decay, eta_minus, eta_plus,
+        step_min, step_max;
+    int first;
+} FM_FN(optim_scalars);
+
+#define FM_OPT_BLOCK 4096
+
+static inline T FM_FN(sign_of)(T v) { return (T)((v > 0) - (v < 0)); }
+
+FM_CLONES static void FM_FN(optim_range)(int kind, const FM_FN(optim_scalars) *c, int nesterov,
+                                         int amsgrad, int centered, int64_t i0, int64_t i1,
+                                         const T *restrict grad, T *restrict p, T *restrict s0,
+                                         T *restrict s1, T *restrict s2) {
+    int64_t i;
+    switch (kind) {
+    case FM_OPT_SGD: /* with dampening; the plain case is fm_sgd_step */
+        for (i = i0; i < i1; i++) {
+            const T g = grad[i] + c->wd * p[i];
+            const T v = c->first ? g : c->mu * s0[i] + c->damp * g;
+            s0[i] = v;
+            p[i] -= c->lr * (nesterov ? g + c->mu * v : v);
+        }
+        break;
+    case FM_OPT_ADAGRAD:
+        for (i = i0; i < i1; i++) {
+            const T g = grad[i] + c->wd * p[i];
+            s0[i] += g * g;
+            p[i] -= c->step_size * (g / (SQRT(s0[i]) + c->eps));
+        }
+        break;
+    case FM_OPT_ADADELTA:
+        for (i = i0; i < i1; i++) {
+            const T g = grad[i] + c->wd * p[i];
+            s0[i] = s0[i] * c->rho + c->c1 * g * g;
+            const T u = SQRT(s1[i] + c->eps) / SQRT(s0[i] + c->eps) * g;
+            s1[i] = s1[i] * c->rho + c->c1 * u * u;
+            p[i] -= c->lr * u;
+        }
+        break;
+    case FM_OPT_RMSPROP:
+        for (i = i0; i < i1; i++) {
+            const T g = grad[i] + c->wd * p[i];
+            s0[i] = s0[i] * c->rho + c->c1 * g * g;
+            T den;
+            if (centered) {
+                s2[i] += c->c1 * (g - s2[i]);
+                den = SQRT(s0[i] - s2[i] * s2[i]) + c->eps;
+            } else {
+                den = SQRT(s0[i]) + c->eps;
+            }
+            if (c->mu != (T)0) {
+                s1[i] = s1[i] * c->mu + g / den;
+                p[i] -= c->lr * s1[i];
+            } else {
+                p[i] -= c->lr * (g / den);
+            }
+        }
+        break;
+    case FM_OPT_ADAM:
+    case FM_OPT_ADAMW:
+        for (i = i0; i < i1; i++) {
+            T g = grad[i];
+            if (kind == FM_OPT_ADAMW) p[i] *= c->decay;
+            else g += c->wd * p[i];
+            s0[i] += c->c1 * (g - s0[i]);
+            s1[i] = s1[i] * c->b2c + c->c2 * g * g;
+            T v = s1[i];
+            if (amsgrad) {
+                s2[i] = s2[i] > v ? s2[i] : v;
+                v = s2[i];
+            }
+            const T den = SQRT(v) / c->bc2_sqrt + c->eps;
+            p[i] -= c->step_size * (s0[i] / den);
+        }
+        break;
+    case FM_OPT_ADAMAX:
+        for (i = i0; i < i1; i++) {
+            const T g = grad[i] + c->wd * p[i];
+            s0[i] += c->c1 * (g - s0[i]);
+            const T a = s1[i] * c->b2c, b = FABS(g) + c->eps;
+            s1[i] = a > b ? a : b;
+            p[i] -= c->step_size * (s0[i] / s1[i]);
+        }
+        break;
+    case FM_OPT_NADAM:
+        for (i = i0; i < i1; i++) {
+            const T g = grad[i] + c->wd * p[i];
+            s0[i] += c->c1 * (g - s0[i]);
+            s1[i] = s1[i] * c->b2c + c->c2 * g * g;
+            const T den = SQRT(s1[i] / c->bc2_sqrt) + c->eps;
+            p[i] -= c->step_size * (g / den);
+            p[i] -= c->rho * (s0[i] / den);
+        }
+        break;
+    case FM_OPT_RPROP:
+        for (i = i0; i < i1; i++) {
+            T g = grad[i];
+            const T sgn = FM_FN(sign_of)(g * s0[i]);
+            T st = s1[i] * (sgn > 0 ? c->eta_plus : sgn < 0 ? c->eta_minus : (T)1);
+            st = st < c->step_min ? c->step_min : st > c->step_max ? c->step_max : st;
+            s1[i] = st;
+            if (sgn < 0) g = 0;
+            p[i] -= FM_FN(sign_of)(g) * st;
+            s0[i] = g;
+        }
         break;
     default:
-        return FM_ERR_ARG;
+        break;
     }
-    if (status == FM_OK) opt->step++;
-    return status;
+}
+
+int FM_FN(fm_optim_step)(int64_t n, const T *grad, T *param, fm_optim *opt, int n_threads) {
+    if (!opt || n < 0 || opt->kind < 0 || opt->kind >= FM_OPT_COUNT_) return FM_ERR_ARG;
+    const int kind = opt->kind;
+    if (kind == FM_OPT_SGD && opt->dampening == 0.0) {
+        int status = FM_FN(fm_sgd_step)(n, grad, param, (T *)opt->state[0], opt->lr, opt->momentum,
+                                        opt->weight_decay, opt->nesterov, n_threads);
+        if (status == FM_OK) opt->step++;
+        return status;
+    }
+    static const int slots[FM_OPT_COUNT_] = {1, 1, 2, 1, 2, 2, 2, 2, 2};
+    int needed = slots[kind];
+    if (kind == FM_OPT_RMSPROP) needed = opt->centered ? 3 : opt->momentum != 0.0 ? 2 : 1;
+    if ((kind == FM_OPT_ADAM || kind == FM_OPT_ADAMW) && opt->amsgrad) needed = 3;
+    for (int k = 0; k < needed; k++)
+        if (!opt->state[k] && !(kind == FM_OPT_RMSPROP && k == 1 && opt->momentum == 0.0))
+            return FM_ERR_ARG;
+
+    const double t = (double)(opt->step + 1);
+    FM_FN(optim_scalars) c;
+    memset(&c, 0, sizeof c);
+    c.lr = (T)opt->lr;
+    c.wd = (T)opt->weight_decay;
+    c.mu = (T)opt->momentum;
+    c.damp = (T)(1.0 - opt->dampening);
+    c.first = opt->step == 0;
+    c.eps = (T)opt->eps;
+    c.rho = (T)opt->rho;
+    c.c1 = (T)(1.0 - opt->rho);
+    switch (kind) {
+    case FM_OPT_ADAGRAD:
+        c.step_size = (T)(opt->lr / (1.0 + (t - 1.0) * opt->lr_decay));
+        break;
+    case FM_OPT_ADAM:
+    case FM_OPT_ADAMW:
+        c.c1 = (T)(1.0 - opt->beta1);
+        c.c2 = (T)(1.0 - opt->beta2);
+        c.b2c = (T)opt->beta2;
+        c.step_size = (T)(opt->lr / (1.0 - pow(opt->beta1, t)));
+        c.bc2_sqrt = (T)sqrt(1.0 - pow(opt->beta2, t));
+        c.decay = (T)(1.0 - opt->lr * opt->weight_decay);
+        break;
+    case FM_OPT_ADAMAX:
+        c.c1 = (T)(1.0 - opt->beta1);
+        c.b2c = (T)opt->beta2;
+        c.step_size = (T)(opt->lr / (1.0 - pow(opt->beta1, t)));
+        break;
+    case FM_OPT_NADAM: {
+        const double mu = opt->beta1 * (1.0 - 0.5 * pow(0.96, t * opt->momentum_decay));
+        const double mu_next = opt->beta1 * (1.0 - 0.5 * pow(0.96, (t + 1.0) * opt->momentum_decay));
+        const double mu_product = opt->mu_product * mu;
+        c.c1 = (T)(1.0 - opt->beta1);
+        c.c2 = (T)(1.0 - opt->beta2);
+        c.b2c = (T)opt->beta2;
+        c.bc2_sqrt = (T)(1.0 - pow(opt->beta2, t)); /* NAdam divides v by the correction itself */
+        c.step_size = (T)(opt->lr * (1.0 - mu) / (1.0 - mu_product));
+        c.rho = (T)(opt->lr * mu_next / (1.0 - mu_product * mu_next));
+        opt->mu_product = mu_product;
+        break;
+    }
+    case FM_OPT_RPROP:
+        c.eta_minus = (T)opt->eta_minus;
+        c.eta_plus = (T)opt->eta_plus;
+        c.step_min = (T)opt->step_min;
+        c.step_max = (T)opt->step_max;
+        break;
+    default:
+        break;
+    }
+    T *s0 = (T *)opt->state[0], *s1 = (T *)opt->state[1], *s2 = (T *)opt->state[2];
+    const int nt = fm_threads_for(8.0 * (double)n, n_threads);
+    const int64_t n_blocks = (n + FM_OPT_BLOCK - 1) / FM_OPT_BLOCK;
+    int64_t blk;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (blk = 0; blk < n_blocks; blk++)
+        FM_FN(optim_range)(kind, &c, opt->nesterov, opt->amsgrad, opt->centered, blk * FM_OPT_BLOCK,
+                           FM_MIN(n, (blk + 1) * FM_OPT_BLOCK), grad, param, s0, s1, s2);
+    opt->step++;
+    return FM_OK;
 }

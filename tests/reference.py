@@ -249,3 +249,86 @@ def sgd_step(grad, param, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov
         v = momentum * f64(velocity) + g
         g = g + momentum * v if nesterov else v
     return p - lr * g, v
+
+
+def optimizer_step(kind, h, p, g, state, t):
+    """One update of every optimizer, written from torch.optim's documented algorithms (float64).
+
+    h: hyperparameters (torch names), state: dict of arrays (updated in place), t: 1-based step.
+    Returns the new parameters."""
+    p, g = f64(p), f64(g)
+    wd = h.get("weight_decay", 0.0)
+    lr = h["lr"]
+    if kind != "adamw" and kind != "rprop":
+        g = g + wd * p
+    if kind == "sgd":
+        mu, damp = h.get("momentum", 0.0), h.get("dampening", 0.0)
+        if mu:
+            v = g.copy() if t == 1 else mu * state["velocity"] + (1 - damp) * g
+            state["velocity"] = v
+            g = g + mu * v if h.get("nesterov") else v
+        return p - lr * g
+    if kind == "adagrad":
+        state["sum"] = state["sum"] + g * g
+        clr = lr / (1 + (t - 1) * h.get("lr_decay", 0.0))
+        return p - clr * g / (np.sqrt(state["sum"]) + h.get("eps", 1e-10))
+    if kind == "adadelta":
+        rho, eps = h.get("rho", 0.9), h.get("eps", 1e-6)
+        state["square_avg"] = rho * state["square_avg"] + (1 - rho) * g * g
+        delta = np.sqrt(state["acc_delta"] + eps) / np.sqrt(state["square_avg"] + eps) * g
+        state["acc_delta"] = rho * state["acc_delta"] + (1 - rho) * delta * delta
+        return p - lr * delta
+    if kind == "rmsprop":
+        alpha, eps, mu = h.get("alpha", 0.99), h.get("eps", 1e-8), h.get("momentum", 0.0)
+        state["square_avg"] = alpha * state["square_avg"] + (1 - alpha) * g * g
+        if h.get("centered"):
+            state["grad_avg"] = state["grad_avg"] + (1 - alpha) * (g - state["grad_avg"])
+            avg = np.sqrt(state["square_avg"] - state["grad_avg"] ** 2) + eps
+        else:
+            avg = np.sqrt(state["square_avg"]) + eps
+        if mu:
+            state["momentum_buffer"] = mu * state["momentum_buffer"] + g / avg
+            return p - lr * state["momentum_buffer"]
+        return p - lr * g / avg
+    if kind in ("adam", "adamw"):
+        b1, b2 = h.get("betas", (0.9, 0.999))
+        eps = h.get("eps", 1e-8)
+        if kind == "adamw":
+            p = p * (1 - lr * wd)
+        state["exp_avg"] = state["exp_avg"] + (1 - b1) * (g - state["exp_avg"])
+        state["exp_avg_sq"] = b2 * state["exp_avg_sq"] + (1 - b2) * g * g
+        v = state["exp_avg_sq"]
+        if h.get("amsgrad"):
+            state["max_exp_avg_sq"] = np.maximum(state["max_exp_avg_sq"], v)
+            v = state["max_exp_avg_sq"]
+        denom = np.sqrt(v) / np.sqrt(1 - b2 ** t) + eps
+        return p - lr / (1 - b1 ** t) * state["exp_avg"] / denom
+    if kind == "adamax":
+        b1, b2 = h.get("betas", (0.9, 0.999))
+        eps = h.get("eps", 1e-8)
+        state["exp_avg"] = state["exp_avg"] + (1 - b1) * (g - state["exp_avg"])
+        state["exp_inf"] = np.maximum(b2 * state["exp_inf"], np.abs(g) + eps)
+        return p - lr / (1 - b1 ** t) * state["exp_avg"] / state["exp_inf"]
+    if kind == "nadam":
+        b1, b2 = h.get("betas", (0.9, 0.999))
+        eps, psi = h.get("eps", 1e-8), h.get("momentum_decay", 4e-3)
+        mu = b1 * (1 - 0.5 * 0.96 ** (t * psi))
+        mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
+        state["mu_product"] = state.get("mu_product", 1.0) * mu
+        state["exp_avg"] = state["exp_avg"] + (1 - b1) * (g - state["exp_avg"])
+        state["exp_avg_sq"] = b2 * state["exp_avg_sq"] + (1 - b2) * g * g
+        denom = np.sqrt(state["exp_avg_sq"] / (1 - b2 ** t)) + eps
+        p = p - lr * (1 - mu) / (1 - state["mu_product"]) * g / denom
+        return p - lr * mu_next / (1 - state["mu_product"] * mu_next) * state["exp_avg"] / denom
+    if kind == "rprop":
+        eta_minus, eta_plus = h.get("etas", (0.5, 1.2))
+        lo, hi = h.get("step_sizes", (1e-6, 50.0))
+        if "step_size" not in state:
+            state["step_size"] = np.full_like(p, lr)
+        s = np.sign(g * state["prev"])
+        factor = np.where(s > 0, eta_plus, np.where(s < 0, eta_minus, 1.0))
+        state["step_size"] = np.clip(state["step_size"] * factor, lo, hi)
+        g = np.where(s < 0, 0.0, g)
+        state["prev"] = g
+        return p - np.sign(g) * state["step_size"]
+    raise KeyError(kind)

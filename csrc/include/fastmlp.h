@@ -204,10 +204,42 @@ int fm_sgd_step_f64(int64_t n, const double *grad, double *param, double *veloci
                     double lr, double momentum, double weight_decay, int nesterov, int n_threads);
 
 /* ---- optimizers as one dispatchable object (used by the engine and the Python layer path) ----
- * step counts updates done; fm_optim_step uses it and increments it. state[] are caller-owned
- * vectors of n values of the dtype (which slots an optimizer uses is documented with it). */
+ * Formulas are torch.optim's (same hyperparameter names and defaults in the Python classes), with
+ * g = grad + weight_decay * p unless noted, t = step + 1, and state[] caller-owned vectors of n
+ * values of the dtype, zero-initialised unless noted:
+ * SGD       state[0] v.  v = momentum*v + (1-dampening)*g (v = g on the first step);
+ *           g = nesterov ? g + momentum*v : v;  p -= lr*g
+ * ADAGRAD   state[0] s (init initial_accumulator_value).  s += g*g;
+ *           p -= lr/(1+(t-1)*lr_decay) * g/(sqrt(s)+eps)
+ * ADADELTA  state[0] s, state[1] d.  s = rho*s + (1-rho)*g*g; u = sqrt(d+eps)/sqrt(s+eps)*g;
+ *           d = rho*d + (1-rho)*u*u; p -= lr*u
+ * RMSPROP   state[0] s, state[1] buf, state[2] a (centered).  s = alpha*s + (1-alpha)*g*g;
+ *           centered: a += (1-alpha)*(g-a), den = sqrt(s - a*a) + eps, else den = sqrt(s) + eps;
+ *           momentum: buf = momentum*buf + g/den, p -= lr*buf; else p -= lr*g/den
+ * ADAM      state[0] m, state[1] v, state[2] vmax (amsgrad).  m += (1-beta1)*(g-m);
+ *           v = beta2*v + (1-beta2)*g*g; den = sqrt(amsgrad ? vmax=max(vmax,v) : v)/sqrt(1-beta2^t) + eps;
+ *           p -= lr/(1-beta1^t) * m/den
+ * ADAMW     ADAM with decoupled decay: p *= 1 - lr*weight_decay first, and g = grad
+ * ADAMAX    state[0] m, state[1] u.  m += (1-beta1)*(g-m); u = max(beta2*u, |g|+eps);
+ *           p -= lr/(1-beta1^t) * m/u
+ * NADAM     state[0] m, state[1] v; mu_product (scalar state, starts at 1).
+ *           mu_t = beta1*(1 - 0.5*0.96^(t*momentum_decay)); mu_product *= mu_t;
+ *           m += (1-beta1)*(g-m); v = beta2*v + (1-beta2)*g*g; den = sqrt(v/(1-beta2^t)) + eps;
+ *           p -= lr*(1-mu_t)/(1-mu_product) * g/den + lr*mu_{t+1}/(1-mu_product*mu_{t+1}) * m/den
+ * RPROP     iRprop- (Igel & Huesken 2000): state[0] previous gradient, state[1] step sizes
+ *           (init lr). s = sign(g*prev); step *= s>0 ? eta_plus : s<0 ? eta_minus : 1, clamped to
+ *           [step_min, step_max]; where s<0 the gradient is taken as 0; p -= sign(g)*step; prev = g.
+ *           No weight decay. */
 enum fm_optim_kind {
-    FM_OPT_SGD = 0,       /* state[0]: velocity (when momentum > 0) */
+    FM_OPT_SGD = 0,
+    FM_OPT_ADAGRAD = 1,
+    FM_OPT_ADADELTA = 2,
+    FM_OPT_RMSPROP = 3,
+    FM_OPT_ADAM = 4,
+    FM_OPT_ADAMW = 5,
+    FM_OPT_ADAMAX = 6,
+    FM_OPT_NADAM = 7,
+    FM_OPT_RPROP = 8,
     FM_OPT_COUNT_
 };
 
@@ -215,8 +247,17 @@ typedef struct fm_optim {
     int kind;
     double lr;
     double momentum;
+    double dampening;
     double weight_decay;
     int nesterov;
+    double beta1, beta2, eps;
+    double rho;            /* ADADELTA rho, RMSPROP alpha */
+    double lr_decay;       /* ADAGRAD */
+    int amsgrad;           /* ADAM, ADAMW */
+    int centered;          /* RMSPROP */
+    double momentum_decay; /* NADAM */
+    double mu_product;     /* NADAM scalar state */
+    double eta_minus, eta_plus, step_min, step_max; /* RPROP */
     int64_t step;
     void *state[4];
 } fm_optim;

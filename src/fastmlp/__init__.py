@@ -12,12 +12,14 @@ from .layers import Dense, PReLU
 from .linear import Adaline, LogisticRegression, Perceptron
 from .losses import MSE, BinaryCrossEntropy, Hinge, Loss, PerceptronLoss, SoftmaxCrossEntropy
 from .model import History, Sequential
-from .optimizers import SGD, Optimizer
+from .optimizers import (SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, Optimizer, RMSprop,
+                         RMSProp, Rprop)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Activation", "Adaline", "BinaryCrossEntropy", "Dense", "ELU", "GELU", "Hinge", "History",
+    "Activation", "Adadelta", "Adagrad", "Adaline", "Adam", "Adamax", "AdamW", "NAdam",
+    "RMSProp", "RMSprop", "Rprop", "BinaryCrossEntropy", "Dense", "ELU", "GELU", "Hinge", "History",
     "Identity", "Layer", "LeakyReLU", "LogisticRegression", "Loss", "MSE", "Optimizer", "PReLU",
     "Perceptron", "PerceptronLoss", "ReLU", "SGD", "Sequential", "SiLU", "Sigmoid", "Sign",
     "Softmax", "SoftmaxCrossEntropy", "Softplus", "Step", "Tanh", "datasets", "get_num_threads",

@@ -71,8 +71,17 @@ cdef extern from "fastmlp.h" nogil:
         int kind
         double lr
         double momentum
+        double dampening
         double weight_decay
         int nesterov
+        double beta1, beta2, eps
+        double rho
+        double lr_decay
+        int amsgrad
+        int centered
+        double momentum_decay
+        double mu_product
+        double eta_minus, eta_plus, step_min, step_max
         int64_t step
         void *state[4]
     int fm_optim_step_f32(int64_t n, const float *grad, float *param, fm_optim *opt, int n_threads)

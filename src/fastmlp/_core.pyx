@@ -15,7 +15,8 @@ ACTIVATIONS = {
     "identity": 0, "step": 1, "sign": 2, "sigmoid": 3, "tanh": 4, "relu": 5, "leaky_relu": 6,
     "elu": 7, "softplus": 8, "silu": 9, "gelu": 10, "softmax": 11,
 }
-OPTIMIZERS = {"sgd": 0}
+OPTIMIZERS = {"sgd": 0, "adagrad": 1, "adadelta": 2, "rmsprop": 3, "adam": 4, "adamw": 5,
+              "adamax": 6, "nadam": 7, "rprop": 8}
 LAYERS = {"dense": 0, "activation": 1, "prelu": 2}
 FUSED = {None: 0, "dense": 1, "activation": 2}
 LOSSES = {
@@ -331,8 +332,22 @@ cdef int _fill_optim(fm_optim *opt, dict hyper, list state, int64_t step, Py_ssi
     opt.kind = OPTIMIZERS[hyper["kind"]]
     opt.lr = hyper.get("lr", 0.0)
     opt.momentum = hyper.get("momentum", 0.0)
+    opt.dampening = hyper.get("dampening", 0.0)
     opt.weight_decay = hyper.get("weight_decay", 0.0)
     opt.nesterov = bool(hyper.get("nesterov", False))
+    opt.beta1 = hyper.get("beta1", 0.9)
+    opt.beta2 = hyper.get("beta2", 0.999)
+    opt.eps = hyper.get("eps", 1e-8)
+    opt.rho = hyper.get("rho", 0.9)
+    opt.lr_decay = hyper.get("lr_decay", 0.0)
+    opt.amsgrad = bool(hyper.get("amsgrad", False))
+    opt.centered = bool(hyper.get("centered", False))
+    opt.momentum_decay = hyper.get("momentum_decay", 4e-3)
+    opt.mu_product = hyper.get("mu_product", 1.0)
+    opt.eta_minus = hyper.get("eta_minus", 0.5)
+    opt.eta_plus = hyper.get("eta_plus", 1.2)
+    opt.step_min = hyper.get("step_min", 1e-6)
+    opt.step_max = hyper.get("step_max", 50.0)
     opt.step = step
     cdef int i
     for i in range(4):
@@ -352,7 +367,7 @@ cdef int _fill_optim(fm_optim *opt, dict hyper, list state, int64_t step, Py_ssi
 def optim_step(const floating[::1] grad, floating[::1] param, dict hyper, list state,
                int64_t step, int n_threads=1):
     """One update of param by the optimizer described by hyper (with its state vectors).
-    Returns the new step count."""
+    Returns the new step count and NAdam's running product of momentum coefficients."""
     if grad.shape[0] != param.shape[0]:
         raise ValueError("optim_step: grad and param must have the same length")
     cdef fm_optim opt
@@ -365,7 +380,7 @@ def optim_step(const floating[::1] grad, floating[::1] param, dict hyper, list s
         else:
             status = fm_optim_step_f64(param.shape[0], &grad[0], &param[0], &opt, n_threads)
     _check(status)
-    return opt.step
+    return opt.step, opt.mu_product
 
 
 cdef class NetPlan:
@@ -416,7 +431,7 @@ cdef class NetPlan:
                     const int64_t[::1] order, int64_t batch_size, floating[::1] params,
                     floating[::1] grads, dict hyper, list state, int64_t step,
                     unsigned char[::1] workspace, int n_threads):
-        """Returns (finite, loss_sum, weight_sum, steps_done, optimizer_step)."""
+        """Returns (finite, loss_sum, weight_sum, steps_done, optimizer_step, mu_product)."""
         cdef Py_ssize_t sz = sizeof(floating)
         cdef int64_t n = order.shape[0]
         if x.shape[1] != self.n_inputs:
@@ -463,9 +478,9 @@ cdef class NetPlan:
                                                 &loss_sum, &weight_sum, &steps, &workspace[0],
                                                 workspace.shape[0], n_threads)
         if status == FM_ERR_NONFINITE:
-            return False, loss_sum, weight_sum, steps, opt.step
+            return False, loss_sum, weight_sum, steps, opt.step, opt.mu_product
         _check(status)
-        return True, loss_sum, weight_sum, steps, opt.step
+        return True, loss_sum, weight_sum, steps, opt.step, opt.mu_product
 
     def predict(self, const floating[:, :] x, const floating[::1] params, floating[:, ::1] out,
                 bint raw, int64_t chunk, unsigned char[::1] workspace, int n_threads):

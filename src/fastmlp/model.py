@@ -355,10 +355,11 @@ class Sequential:
                      else np.arange(n, dtype=np.int64))
             if plan is not None:
                 opt = self.optimizer
-                finite, total, weight_total, _, opt.iterations = plan.train_epoch(
+                finite, total, weight_total, _, step, mu_product = plan.train_epoch(
                     X, targets.get("t"), targets.get("labels"), sw, order, batch_size,
                     self._params, self._grads, opt._hyper(), opt._state_list(), opt.iterations,
                     workspace, nt)
+                opt._advance(step, mu_product)
                 if not finite:
                     self._non_finite(snapshot)
             else:
