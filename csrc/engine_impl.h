@@ -5,17 +5,26 @@
  * interpreter, the allocations and the GIL. */
 
 typedef struct {
-    T **out;        /* per layer: output, batch x n_out */
-    T **pre;        /* per layer: pre-activation of a Dense layer with an activation (training) */
-    T *xb;          /* gathered input rows */
-    T *tb;          /* gathered targets */
-    int32_t *lb;    /* gathered labels */
-    T *swb;         /* gathered sample weights */
-    T *g0, *g1;     /* backward ping-pong buffers */
-    T *scratch;     /* dz of a Dense layer */
+    T **out;           /* per layer: output, batch x n_out */
+    T **pre;           /* per layer: Dense pre-activation, Maxout pieces, or a dropout mask */
+    double *activity;  /* per layer: activity penalty of the last forward pass */
+    T *xb;             /* gathered input rows */
+    T *tb;             /* gathered targets */
+    int32_t *lb;       /* gathered labels */
+    T *swb;            /* gathered sample weights */
+    T *g0, *g1;        /* backward ping-pong buffers */
+    T *scratch;        /* dz of a Dense or Maxout layer */
     void *gemm_ws;
     size_t gemm_ws_size;
 } FM_FN(net_ws);
+
+static int64_t FM_FN(gemm_cols)(const fm_layer *ly) {
+    return ly->kind == FM_LAYER_MAXOUT ? ly->n_out * ly->pieces : ly->n_out;
+}
+
+static int FM_FN(has_weights)(const fm_layer *ly) {
+    return ly->kind == FM_LAYER_DENSE || ly->kind == FM_LAYER_MAXOUT;
+}
 
 static int FM_FN(net_check)(const fm_net *net) {
     if (!net || net->n_layers < 1 || !net->layers) return FM_ERR_ARG;
@@ -26,8 +35,11 @@ static int FM_FN(net_check)(const fm_net *net) {
         if (ly->n_in < 1 || ly->n_out < 1 || ly->kind < 0 || ly->kind >= FM_LAYER_COUNT_)
             return FM_ERR_ARG;
         if (l > 0 && net->layers[l - 1].n_out != ly->n_in) return FM_ERR_ARG;
-        if (ly->kind != FM_LAYER_DENSE && ly->n_in != ly->n_out) return FM_ERR_ARG;
+        if (!FM_FN(has_weights)(ly) && ly->n_in != ly->n_out) return FM_ERR_ARG;
         if (ly->act < 0 || ly->act >= FM_ACT_COUNT_) return FM_ERR_ARG;
+        if (ly->kind == FM_LAYER_MAXOUT && ly->pieces < 1) return FM_ERR_ARG;
+        if (ly->kind == FM_LAYER_DROPOUT && !(ly->act_param >= 0.0 && ly->act_param < 1.0))
+            return FM_ERR_ARG;
     }
     if (net->fused == FM_FUSED_ACTIVATION &&
         (net->n_layers < 2 || net->layers[net->n_layers - 1].kind != FM_LAYER_ACTIVATION))
@@ -39,6 +51,14 @@ static int FM_FN(net_check)(const fm_net *net) {
 
 static int FM_FN(dense_has_pre)(const fm_layer *ly) {
     return ly->kind == FM_LAYER_DENSE && !(ly->act == FM_ACT_IDENTITY && ly->act_param == 1.0);
+}
+
+/* Elements of the per-layer `pre` buffer per row (0: none). */
+static int64_t FM_FN(pre_width)(const fm_layer *ly, int training) {
+    if (ly->kind == FM_LAYER_MAXOUT) return ly->n_out * ly->pieces;
+    if (!training) return 0;
+    if (FM_FN(dense_has_pre)(ly) || ly->kind == FM_LAYER_DROPOUT) return ly->n_out;
+    return 0;
 }
 
 #define FM_ALIGN_UP(x) (((x) + 63) & ~(size_t)63)
@@ -53,10 +73,11 @@ static size_t FM_FN(net_layout)(const fm_net *net, int64_t batch, int training, 
     size_t gemm = 0, off = 0;
     for (int l = 0; l < L; l++) {
         const fm_layer *ly = &net->layers[l];
-        widest = FM_MAX(widest, FM_MAX(ly->n_in, ly->n_out));
-        if (ly->kind == FM_LAYER_DENSE) {
-            size_t s = training ? FM_FN(fm_dense_workspace_size)(batch, ly->n_in, ly->n_out, n_threads)
-                                : FM_FN(fm_gemm_workspace_size)(batch, ly->n_out, ly->n_in, n_threads);
+        const int64_t cols = FM_FN(gemm_cols)(ly);
+        widest = FM_MAX(widest, FM_MAX(ly->n_in, cols));
+        if (FM_FN(has_weights)(ly)) {
+            size_t s = training ? FM_FN(fm_dense_workspace_size)(batch, ly->n_in, cols, n_threads)
+                                : FM_FN(fm_gemm_workspace_size)(batch, cols, ly->n_in, n_threads);
             gemm = FM_MAX(gemm, s);
         }
     }
@@ -67,11 +88,13 @@ static size_t FM_FN(net_layout)(const fm_net *net, int64_t batch, int training, 
     } while (0)
     FM_TAKE(ws->out, T *, L);
     FM_TAKE(ws->pre, T *, L);
+    FM_TAKE(ws->activity, double, L);
     for (int l = 0; l < L; l++) {
         const fm_layer *ly = &net->layers[l];
         FM_TAKE(ws->out[l], T, batch * ly->n_out);
-        if (training && FM_FN(dense_has_pre)(ly)) {
-            FM_TAKE(ws->pre[l], T, batch * ly->n_out);
+        const int64_t pw = FM_FN(pre_width)(ly, training);
+        if (pw) {
+            FM_TAKE(ws->pre[l], T, batch * pw);
         } else if (base) {
             ws->pre[l] = NULL;
         }
@@ -104,10 +127,11 @@ static int FM_FN(net_bind)(const fm_net *net, int64_t batch, int training, int n
     if (workspace_size < need) return FM_ERR_WORKSPACE;
     char *base = (char *)FM_ALIGN_UP((uintptr_t)workspace);
     FM_FN(net_layout)(net, batch, training, n_threads, base, ws);
+    for (int l = 0; l < net->n_layers; l++) ws->activity[l] = 0.0;
     return FM_OK;
 }
 
-/* Copy rows idx[0..rows) of a strided matrix into a contiguous one. */
+/* Copy rows idx[0..rows) (or 0..rows without idx) of a strided matrix into a contiguous one. */
 static void FM_FN(gather_rows)(int64_t rows, int64_t cols, const int64_t *idx, const T *src,
                                int64_t rs, int64_t cs, T *dst, int n_threads) {
     const int nt = fm_threads_for((double)rows * (double)cols, n_threads);
@@ -124,17 +148,25 @@ static void FM_FN(gather_rows)(int64_t rows, int64_t cols, const int64_t *idx, c
     }
 }
 
-/* Forward through layers [0, last]; with `training`, Dense layers keep their pre-activations.
- * x is the (strided) input of the first layer. */
+/* Forward through layers [0, last]. Training keeps what backward needs, draws dropout and noise
+ * from `stream` (the optimizer's step) and records activity penalties. x is the first layer's
+ * (strided) input. */
 static int FM_FN(net_forward)(const fm_net *net, int last, int64_t rows, const T *x, int64_t rsx,
                               int64_t csx, const T *params, FM_FN(net_ws) *ws, int training,
-                              int skip_last_activation, int n_threads) {
+                              int skip_last_activation, uint64_t stream, int n_threads) {
     int status = FM_OK;
     const T *in = x;
     int64_t rs = rsx, cs = csx;
     for (int l = 0; l <= last && status == FM_OK; l++) {
         const fm_layer *ly = &net->layers[l];
         T *out = ws->out[l];
+        if (cs != 1 && !FM_FN(has_weights)(ly)) {
+            /* elementwise kernels take unit column strides */
+            FM_FN(gather_rows)(rows, ly->n_in, NULL, in, rs, cs, ws->xb, n_threads);
+            in = ws->xb;
+            rs = ly->n_in;
+            cs = 1;
+        }
         switch (ly->kind) {
         case FM_LAYER_DENSE: {
             const T *w = params + ly->w_offset;
@@ -152,6 +184,17 @@ static int FM_FN(net_forward)(const fm_net *net, int last, int64_t rows, const T
                                                 n_threads);
             break;
         }
+        case FM_LAYER_MAXOUT: {
+            const int64_t cols = FM_FN(gemm_cols)(ly);
+            status = FM_FN(fm_dense_forward_ws)(
+                rows, ly->n_in, cols, in, rs, cs, params + ly->w_offset,
+                ly->b_offset >= 0 ? params + ly->b_offset : NULL, NULL, ws->pre[l], cols,
+                FM_ACT_IDENTITY, 1.0, ws->gemm_ws, ws->gemm_ws_size, n_threads);
+            if (status == FM_OK)
+                status = FM_FN(fm_maxout_forward)(rows, ly->n_out, ly->pieces, ws->pre[l], cols, out,
+                                                  ly->n_out, n_threads);
+            break;
+        }
         case FM_LAYER_ACTIVATION:
             status = FM_FN(fm_act_forward)(rows, ly->n_out, in, rs, out, ly->n_out, ly->act,
                                            ly->act_param, n_threads);
@@ -159,6 +202,26 @@ static int FM_FN(net_forward)(const fm_net *net, int last, int64_t rows, const T
         case FM_LAYER_PRELU:
             status = FM_FN(fm_prelu_forward)(rows, ly->n_out, in, rs, params + ly->w_offset, out,
                                              ly->n_out, n_threads);
+            break;
+        case FM_LAYER_DROPOUT:
+            if (training)
+                status = FM_FN(fm_dropout_forward)(rows, ly->n_out, in, rs, ws->pre[l], out, ly->n_out,
+                                                   ly->act_param, ly->seed, stream, n_threads);
+            else
+                FM_FN(gather_rows)(rows, ly->n_out, NULL, in, rs, 1, out, n_threads);
+            break;
+        case FM_LAYER_NOISE:
+            if (training)
+                status = FM_FN(fm_gaussian_noise)(rows, ly->n_out, in, rs, out, ly->n_out,
+                                                  ly->act_param, ly->seed, stream, n_threads);
+            else
+                FM_FN(gather_rows)(rows, ly->n_out, NULL, in, rs, 1, out, n_threads);
+            break;
+        case FM_LAYER_ACTIVITY:
+            FM_FN(gather_rows)(rows, ly->n_out, NULL, in, rs, 1, out, n_threads);
+            if (training)
+                status = FM_FN(fm_activity_penalty)(rows, ly->n_out, out, ly->n_out, NULL, 0,
+                                                    &ws->activity[l], ly->l1, ly->l2);
             break;
         default:
             return FM_ERR_ARG;
@@ -170,17 +233,29 @@ static int FM_FN(net_forward)(const fm_net *net, int last, int64_t rows, const T
     return status;
 }
 
-/* value += each Dense layer's penalty, in layer order (as the Python path adds them); with
- * grads, their gradients are added too. */
-static void FM_FN(add_penalties)(const fm_net *net, const T *params, T *grads, double *value) {
+/* value += every penalty in layer order (as the Python path adds them): weight penalties of
+ * Dense and Maxout layers and the activity penalties of the last forward pass; with grads, the
+ * weight penalties' gradients are added too (activity gradients go in during backward). */
+static void FM_FN(add_penalties)(const fm_net *net, const T *params, T *grads,
+                                 const FM_FN(net_ws) *ws, double *value) {
     for (int l = 0; l < net->n_layers; l++) {
         const fm_layer *ly = &net->layers[l];
-        if (ly->kind != FM_LAYER_DENSE || !(ly->l1 != 0.0 || ly->l2 != 0.0)) continue;
+        if (ly->kind == FM_LAYER_ACTIVITY) {
+            *value += ws->activity[l];
+            continue;
+        }
+        if (!FM_FN(has_weights)(ly) || !(ly->l1 != 0.0 || ly->l2 != 0.0)) continue;
         double pen = 0.0;
-        FM_FN(fm_penalty)(ly->n_in * ly->n_out, params + ly->w_offset,
+        FM_FN(fm_penalty)(ly->n_in * FM_FN(gemm_cols)(ly), params + ly->w_offset,
                           grads ? grads + ly->w_offset : NULL, &pen, ly->l1, ly->l2);
         *value += pen;
     }
+}
+
+static int FM_FN(apply_max_norm)(const fm_layer *ly, T *params, int n_threads) {
+    if (!FM_FN(has_weights)(ly) || !(ly->max_norm > 0)) return FM_OK;
+    return FM_FN(fm_max_norm)(ly->n_in, FM_FN(gemm_cols)(ly), params + ly->w_offset, ly->max_norm,
+                              n_threads);
 }
 
 static int FM_FN(dense_fusable)(const fm_layer *ly) {
@@ -219,11 +294,108 @@ static int FM_FN(dense_backward_sgd)(const fm_layer *ly, const T *x, const T *pr
         if (status != FM_OK) return status;
     }
     const int has_b = ly->b_offset >= 0;
-    return FM_FN(fm_sgd_rank1_update)(ly->n_in, ly->n_out, x, g, w,
-                                      FM_FN(state_at)(opt, 0, ly->w_offset),
-                                      has_b ? params + ly->b_offset : NULL,
-                                      has_b ? FM_FN(state_at)(opt, 0, ly->b_offset) : NULL, opt->lr,
-                                      opt->momentum, opt->weight_decay, opt->nesterov, n_threads);
+    status = FM_FN(fm_sgd_rank1_update)(ly->n_in, ly->n_out, x, g, w,
+                                        FM_FN(state_at)(opt, 0, ly->w_offset),
+                                        has_b ? params + ly->b_offset : NULL,
+                                        has_b ? FM_FN(state_at)(opt, 0, ly->b_offset) : NULL, opt->lr,
+                                        opt->momentum, opt->weight_decay, opt->nesterov, n_threads);
+    if (status != FM_OK) return status;
+    return FM_FN(apply_max_norm)(ly, params, n_threads);
+}
+
+/* Backward through layers [top, 0] from g (d loss / d output of layer top). With fused_update,
+ * penalty-free Dense layers are updated on the way (batch 1, SGD). */
+static int FM_FN(net_backward)(const fm_net *net, int top, int64_t rows, T *params, T *grads,
+                               const fm_optim *opt, int fused_update, FM_FN(net_ws) *ws,
+                               int n_threads) {
+    const int L = net->n_layers;
+    T *g = ws->g0, *g_next = ws->g1;
+    int status = FM_OK;
+    for (int l = top; l >= 0 && status == FM_OK; l--) {
+        const fm_layer *ly = &net->layers[l];
+        const T *in = l > 0 ? ws->out[l - 1] : ws->xb;
+        int swap = 1;
+        switch (ly->kind) {
+        case FM_LAYER_DENSE: {
+            const int from_pre = l == L - 1 && net->fused == FM_FUSED_DENSE;
+            const int act = from_pre ? FM_ACT_IDENTITY : ly->act;
+            const double param = from_pre ? 1.0 : ly->act_param;
+            const T *pre = FM_FN(dense_has_pre)(ly) ? ws->pre[l] : ws->out[l];
+            if (fused_update && FM_FN(dense_fusable)(ly)) {
+                status = FM_FN(dense_backward_sgd)(ly, in, pre, ws->out[l], g, ws->scratch,
+                                                   l > 0 ? g_next : NULL, params, opt, act, param,
+                                                   ws, n_threads);
+                break;
+            }
+            status = FM_FN(fm_dense_backward_ws)(
+                rows, ly->n_in, ly->n_out, in, ly->n_in, 1, params + ly->w_offset, pre, ws->out[l], g,
+                ly->n_out, ws->scratch, l > 0 ? g_next : NULL, ly->n_in, grads + ly->w_offset,
+                ly->b_offset >= 0 ? grads + ly->b_offset : NULL, act, param, ws->gemm_ws,
+                ws->gemm_ws_size, n_threads);
+            break;
+        }
+        case FM_LAYER_MAXOUT: {
+            const int64_t cols = FM_FN(gemm_cols)(ly);
+            status = FM_FN(fm_maxout_backward)(rows, ly->n_out, ly->pieces, ws->pre[l], cols, g,
+                                               ly->n_out, ws->scratch, cols, n_threads);
+            if (status == FM_OK)
+                status = FM_FN(fm_dense_backward_ws)(
+                    rows, ly->n_in, cols, in, ly->n_in, 1, params + ly->w_offset, ws->scratch,
+                    ws->scratch, ws->scratch, cols, ws->scratch, l > 0 ? g_next : NULL, ly->n_in,
+                    grads + ly->w_offset, ly->b_offset >= 0 ? grads + ly->b_offset : NULL,
+                    FM_ACT_IDENTITY, 1.0, ws->gemm_ws, ws->gemm_ws_size, n_threads);
+            break;
+        }
+        case FM_LAYER_ACTIVATION:
+            if (l > 0)
+                status = FM_FN(fm_act_backward)(rows, ly->n_out, in, ly->n_in, ws->out[l], ly->n_out, g,
+                                                ly->n_out, g_next, ly->n_in, ly->act, ly->act_param,
+                                                n_threads);
+            break;
+        case FM_LAYER_PRELU:
+            status = FM_FN(fm_prelu_backward)(rows, ly->n_out, in, ly->n_in, params + ly->w_offset, g,
+                                              ly->n_out, g_next, ly->n_in, grads + ly->w_offset,
+                                              n_threads);
+            break;
+        case FM_LAYER_DROPOUT:
+            if (l > 0)
+                status = FM_FN(fm_mul)(rows, ly->n_out, g, ly->n_out, ws->pre[l], ly->n_out, g_next,
+                                       ly->n_in, n_threads);
+            break;
+        case FM_LAYER_NOISE:
+            swap = 0; /* the gradient passes through unchanged */
+            break;
+        case FM_LAYER_ACTIVITY:
+            status = FM_FN(fm_activity_penalty)(rows, ly->n_out, ws->out[l], ly->n_out, g, ly->n_out,
+                                                NULL, ly->l1, ly->l2);
+            swap = 0;
+            break;
+        default:
+            return FM_ERR_ARG;
+        }
+        if (swap) {
+            T *tmp = g;
+            g = g_next;
+            g_next = tmp;
+        }
+    }
+    return status;
+}
+
+static int64_t FM_FN(param_count)(const fm_net *net) {
+    int64_t n_params = 0;
+    for (int l = 0; l < net->n_layers; l++) {
+        const fm_layer *ly = &net->layers[l];
+        int64_t end = 0;
+        if (FM_FN(has_weights)(ly)) {
+            end = ly->w_offset + ly->n_in * FM_FN(gemm_cols)(ly);
+            if (ly->b_offset >= 0) end = FM_MAX(end, ly->b_offset + FM_FN(gemm_cols)(ly));
+        } else if (ly->kind == FM_LAYER_PRELU) {
+            end = ly->w_offset + ly->n_out;
+        }
+        n_params = FM_MAX(n_params, end);
+    }
+    return n_params;
 }
 
 int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order, int64_t batch_size,
@@ -247,15 +419,7 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
     const fm_layer *first = &net->layers[0];
     const int64_t k = net->layers[L - 1].n_out;
     const int top = net->fused == FM_FUSED_ACTIVATION ? L - 2 : L - 1;
-    int64_t n_params = 0;
-    for (int l = 0; l < L; l++) {
-        const fm_layer *ly = &net->layers[l];
-        int64_t end = ly->w_offset + (ly->kind == FM_LAYER_DENSE ? ly->n_in * ly->n_out
-                                      : ly->kind == FM_LAYER_PRELU ? ly->n_out : 0);
-        if (ly->kind == FM_LAYER_DENSE && ly->b_offset >= 0)
-            end = FM_MAX(end, ly->b_offset + ly->n_out);
-        if (ly->kind != FM_LAYER_ACTIVATION) n_params = FM_MAX(n_params, end);
-    }
+    const int64_t n_params = FM_FN(param_count)(net);
     *steps_done = 0;
 
     for (int64_t s = 0; s < n; s += batch_size) {
@@ -270,110 +434,61 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
         }
         if (sample_weight) {
             w_b = 0.0;
-            for (int64_t r = 0; r < rows; r++) {
-                ws.swb[r] = sample_weight[idx[r]];
-            }
+            for (int64_t r = 0; r < rows; r++) ws.swb[r] = sample_weight[idx[r]];
             for (int64_t r = 0; r < rows; r++) w_b += (double)ws.swb[r];
         }
 
-        /* forward to the logits */
         status = FM_FN(net_forward)(net, top, rows, ws.xb, first->n_in, 1, params, &ws, 1, 0,
-                                    n_threads);
+                                    (uint64_t)opt->step, n_threads);
         if (status != FM_OK) return status;
-        const T *logits = net->fused == FM_FUSED_DENSE ? ws.pre[L - 1]
-                          : top >= 0                  ? ws.out[top]
-                                                      : ws.xb;
+        const T *logits = net->fused == FM_FUSED_DENSE ? ws.pre[L - 1] : ws.out[top];
 
-        /* loss and its gradient */
         double value = 0.0;
-        T *g = ws.g0, *g_next = ws.g1;
         status = FM_FN(fm_loss)(rows, k, logits, k, labelled ? NULL : ws.tb, k,
-                                labelled ? ws.lb : NULL, sample_weight ? ws.swb : NULL, g, k,
+                                labelled ? ws.lb : NULL, sample_weight ? ws.swb : NULL, ws.g0, k,
                                 &value, net->loss, n_threads);
         if (status != FM_OK) return status;
 
-        /* Batch 1 with SGD: each penalty-free Dense layer is updated as its gradient is formed
-         * (a rank-1 update, dW never materialised). The loss, penalties included, is known
-         * before any weight moves, so a non-finite one still leaves the weights untouched. */
-        const int fused_update = rows == 1 && opt->kind == FM_OPT_SGD && opt->dampening == 0.0;
+        /* Batch 1 with plain SGD: each penalty-free Dense layer is updated as its gradient is
+         * formed (a rank-1 update, dW never materialised). The loss, penalties included, is
+         * known before any weight moves, so a non-finite one still leaves the weights as they
+         * were. Clipping needs every gradient first, so it turns this off. */
+        const int fused_update = rows == 1 && opt->kind == FM_OPT_SGD && opt->dampening == 0.0 &&
+                                 !(opt->clip_value > 0) && !(opt->clip_norm > 0);
         if (fused_update) {
-            FM_FN(add_penalties)(net, params, NULL, &value);
+            FM_FN(add_penalties)(net, params, NULL, &ws, &value);
             if (!isfinite(value)) return FM_ERR_NONFINITE;
         }
-
-        /* backward */
-        for (int l = top; l >= 0 && status == FM_OK; l--) {
-            const fm_layer *ly = &net->layers[l];
-            const T *in = l > 0 ? ws.out[l - 1] : ws.xb;
-            switch (ly->kind) {
-            case FM_LAYER_DENSE: {
-                const int from_pre = l == L - 1 && net->fused == FM_FUSED_DENSE;
-                const int act = from_pre ? FM_ACT_IDENTITY : ly->act;
-                const double param = from_pre ? 1.0 : ly->act_param;
-                const T *pre = FM_FN(dense_has_pre)(ly) ? ws.pre[l] : ws.out[l];
-                if (fused_update && FM_FN(dense_fusable)(ly)) {
-                    status = FM_FN(dense_backward_sgd)(ly, in, pre, ws.out[l], g, ws.scratch,
-                                                       l > 0 ? g_next : NULL, params, opt, act,
-                                                       param, &ws, n_threads);
-                    break;
-                }
-                status = FM_FN(fm_dense_backward_ws)(
-                    rows, ly->n_in, ly->n_out, in, ly->n_in, 1, params + ly->w_offset, pre, ws.out[l],
-                    g, ly->n_out, ws.scratch, l > 0 ? g_next : NULL, ly->n_in, grads + ly->w_offset,
-                    ly->b_offset >= 0 ? grads + ly->b_offset : NULL, act, param, ws.gemm_ws,
-                    ws.gemm_ws_size, n_threads);
-                break;
-            }
-            case FM_LAYER_ACTIVATION:
-                if (l > 0)
-                    status = FM_FN(fm_act_backward)(rows, ly->n_out, in, ly->n_in, ws.out[l], ly->n_out,
-                                                    g, ly->n_out, g_next, ly->n_in, ly->act,
-                                                    ly->act_param, n_threads);
-                break;
-            case FM_LAYER_PRELU:
-                status = FM_FN(fm_prelu_backward)(rows, ly->n_out, in, ly->n_in, params + ly->w_offset,
-                                                  g, ly->n_out, g_next, ly->n_in, grads + ly->w_offset,
-                                                  n_threads);
-                break;
-            default:
-                return FM_ERR_ARG;
-            }
-            T *tmp = g;
-            g = g_next;
-            g_next = tmp;
-        }
+        status = FM_FN(net_backward)(net, top, rows, params, grads, opt, fused_update, &ws, n_threads);
         if (status != FM_OK) return status;
 
         if (fused_update) {
-            /* The layers not updated in the backward pass: penalty gradients, then SGD on their
+            /* The layers not updated during backward: penalty gradients, then SGD on their
              * slices (elementwise, so the same bits as one pass over the whole vector). */
             double unused = 0.0;
-            FM_FN(add_penalties)(net, params, grads, &unused);
+            FM_FN(add_penalties)(net, params, grads, &ws, &unused);
             for (int l = 0; l < L && status == FM_OK; l++) {
                 const fm_layer *ly = &net->layers[l];
-                if (ly->kind == FM_LAYER_DENSE && !FM_FN(dense_fusable)(ly)) {
-                    status = FM_FN(sgd_slice)(opt, params, grads, ly->w_offset, ly->n_in * ly->n_out,
-                                              n_threads);
+                if (FM_FN(has_weights)(ly) && !FM_FN(dense_fusable)(ly)) {
+                    const int64_t cols = FM_FN(gemm_cols)(ly);
+                    status = FM_FN(sgd_slice)(opt, params, grads, ly->w_offset, ly->n_in * cols, n_threads);
                     if (status == FM_OK && ly->b_offset >= 0)
-                        status = FM_FN(sgd_slice)(opt, params, grads, ly->b_offset, ly->n_out, n_threads);
+                        status = FM_FN(sgd_slice)(opt, params, grads, ly->b_offset, cols, n_threads);
+                    if (status == FM_OK) status = FM_FN(apply_max_norm)(ly, params, n_threads);
                 } else if (ly->kind == FM_LAYER_PRELU) {
                     status = FM_FN(sgd_slice)(opt, params, grads, ly->w_offset, ly->n_out, n_threads);
                 }
             }
             if (status != FM_OK) return status;
             opt->step++;
-            *loss_sum += value * w_b;
-            *weight_sum += w_b;
-            (*steps_done)++;
-            continue;
+        } else {
+            FM_FN(add_penalties)(net, params, grads, &ws, &value);
+            if (!isfinite(value)) return FM_ERR_NONFINITE;
+            status = FM_FN(fm_optim_step)(n_params, grads, params, opt, n_threads);
+            for (int l = 0; l < L && status == FM_OK; l++)
+                status = FM_FN(apply_max_norm)(&net->layers[l], params, n_threads);
+            if (status != FM_OK) return status;
         }
-
-        /* penalties, in layer order as the Python path adds them */
-        FM_FN(add_penalties)(net, params, grads, &value);
-        if (!isfinite(value)) return FM_ERR_NONFINITE;
-
-        status = FM_FN(fm_optim_step)(n_params, grads, params, opt, n_threads);
-        if (status != FM_OK) return status;
         *loss_sum += value * w_b;
         *weight_sum += w_b;
         (*steps_done)++;
@@ -391,29 +506,20 @@ int FM_FN(fm_net_predict)(const fm_net *net, int64_t n, const T *x, int64_t rsx,
     status = FM_FN(net_bind)(net, chunk, 0, n_threads, workspace, workspace_size, &ws);
     if (status != FM_OK) return status;
     const int L = net->n_layers;
-    const fm_layer *first = &net->layers[0];
     const int64_t k = net->layers[L - 1].n_out;
     const int top = net->fused == FM_FUSED_ACTIVATION ? L - 2 : L - 1;
     const int skip_last = net->fused == FM_FUSED_DENSE;
     for (int64_t i0 = 0; i0 < n; i0 += chunk) {
         const int64_t rows = FM_MIN(chunk, n - i0);
-        const T *xin = x + i0 * rsx;
-        int64_t rs = rsx, cs = csx;
-        if (first->kind != FM_LAYER_DENSE && (csx != 1)) {
-            FM_FN(gather_rows)(rows, first->n_in, NULL, xin, rsx, csx, ws.xb, n_threads);
-            xin = ws.xb;
-            rs = first->n_in;
-            cs = 1;
-        }
-        status = FM_FN(net_forward)(net, top, rows, xin, rs, cs, params, &ws, 0, skip_last, n_threads);
+        status = FM_FN(net_forward)(net, top, rows, x + i0 * rsx, rsx, csx, params, &ws, 0, skip_last,
+                                    0, n_threads);
         if (status != FM_OK) return status;
-        const T *logits = top >= 0 ? ws.out[top] : xin;
-        const int64_t ldl = top >= 0 ? k : rs;
+        const T *logits = ws.out[top];
         if (raw || net->link == FM_ACT_IDENTITY) {
             for (int64_t r = 0; r < rows; r++)
-                memcpy(out + (i0 + r) * ldo, logits + r * ldl, sizeof(T) * (size_t)k);
+                memcpy(out + (i0 + r) * ldo, logits + r * k, sizeof(T) * (size_t)k);
         } else {
-            status = FM_FN(fm_act_forward)(rows, k, logits, ldl, out + i0 * ldo, ldo, net->link, 1.0,
+            status = FM_FN(fm_act_forward)(rows, k, logits, k, out + i0 * ldo, ldo, net->link, 1.0,
                                            n_threads);
             if (status != FM_OK) return status;
         }

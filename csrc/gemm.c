@@ -1,16 +1,26 @@
-/* GEMM driver, BLIS structure: C := alpha*A*B + beta*C with arbitrary element strides.
+/* GEMM driver: C := alpha*A*B + beta*C with arbitrary element strides (BLIS structure).
  *
- * Loops (outer to inner):
- *   jc  columns of C in blocks of nc           B block kc x nc packed once (L2), or used in place
- *   pc  k in blocks of at most kc (balanced)    never split across threads
- *   task = (column chunk of jw, row sliver of mr), spread over threads (static schedule):
- *        pack the A sliver (mr x kc, L1), then
- *   jr  register tiles across the chunk          micro-kernel; after the last pc: epilogue
+ * Blocked path (loops outer to inner):
+ *   jc  columns of C in blocks of nc          B block kc x nc packed once (L2), or used in place
+ *   pc  k in blocks of at most kc (balanced)   never split across threads
+ *   task = (column chunk of jw, row sliver of mr), spread statically over threads:
+ *        the A sliver (mr x kc, L1) is read in place, or packed when A has no unit stride
+ *   jr  register tiles across the chunk         micro-kernel; after the last pc: epilogue
+ * B is used in place when its rows are contiguous (csb == 1) and m < 512 (the MLP layer shapes:
+ * no B pack at all); otherwise packed (transposed B through in-register transposes).
  *
- * B is used in place (no packing) when its rows are contiguous (csb == 1) and the problem is not
- * large enough for packing to pay: the layer shapes of an MLP then skip the B pack entirely.
- * Every blocking decision depends on the shape and strides only, never on n_threads, and threads
- * only split C, so results are bitwise identical for any thread count.
+ * Other paths, chosen from the shape and strides only:
+ *   dot      A rows and B columns contiguous along k (dZ W^T in a backward pass), m <= 64:
+ *            lane-wise FMA chains along k and one horizontal sum per element, nothing packed;
+ *   narrow   n <= 16 and not a multiple of the vector width (a 10-unit output layer), m >= 64:
+ *            B^T packed (n x k, cheap) and the dot path, so no vector lane idles;
+ *   swap     A column-major (X^T dZ) and either B not row-contiguous or n < nr: computed as
+ *            C^T = B^T A^T, which reads both operands in place and keeps all lanes busy.
+ *
+ * Every decision depends on the shape and strides only, never on n_threads, and threads only
+ * split C (no element is ever summed across threads), so results are bitwise identical for any
+ * thread count. With one thread no OpenMP call is made; the only allocation is one workspace
+ * per call when a pack is needed and the caller gave none.
  *
  * This file includes itself twice (FM_GEMM_PASS) to instantiate the driver for float and double. */
 #ifndef FM_GEMM_PASS
@@ -87,17 +97,20 @@ static int64_t fm_gemm_kblock_(int64_t k, int kc_max) {
     return kcb > kc_max ? kc_max : kcb;
 }
 
-/* B in place when rows are contiguous and m is small enough that each B element is reused from
- * L2 a few times only; above that, packing pays (contiguous micro-panels, no TLB or set
- * conflicts). Depends on the shape and strides only. */
-#define FM_GEMM_PACKB_MIN_M 1536
+/* ---- path thresholds (measured on a Sapphire Rapids core against OpenBLAS; bench/) ---- */
 
-static int fm_gemm_pack_b_(int64_t m, int64_t n, int64_t k, int64_t csb) {
-    (void)n;
-    (void)k;
-    if (csb != 1) return 1;
-    return m >= FM_GEMM_PACKB_MIN_M;
-}
+/* B in place while each B element is reused from L2 only a few times; from this m on, packing
+ * pays (contiguous micro-panels, no TLB or cache-set conflicts). */
+#define FM_GEMM_PACKB_MIN_M 512
+/* dot path: at most this many rows of C, and a k long enough to amortize one horizontal sum per
+ * element (or at most 3 rows, where packing B would cost as much as the product) */
+#define FM_GEMM_DOT_MAX_M 64
+#define FM_GEMM_DOT_MIN_K 64
+/* narrow path: n up to this, from this m on (below it, transposing B costs more than it saves) */
+#define FM_GEMM_DOT_PACK_MAX_N 16
+#define FM_GEMM_DOT_PACK_MIN_M 64
+
+static int fm_gemm_pack_b_(int64_t m, int64_t csb) { return csb != 1 || m >= FM_GEMM_PACKB_MIN_M; }
 
 /* ---- instantiate for float and double ---- */
 #define FM_GEMM_PASS 1
@@ -123,8 +136,9 @@ static int fm_gemm_pack_b_(int64_t m, int64_t n, int64_t k, int64_t csb) {
 #define REF_MR 4
 #define REF_NR 8
 
-static void FM_FN(fm_gemm_ref_ukr)(int mr, int nr, int64_t kc, const T *a, const T *b, int64_t ldb,
-                                   T *c, int64_t rsc, int64_t csc, T alpha, T beta) {
+static void FM_FN(fm_gemm_ref_ukr)(int mr, int nr, int64_t kc, const T *a, int64_t rsa, int64_t csa,
+                                   const T *b, int64_t ldb, T *c, int64_t rsc, int64_t csc, T alpha,
+                                   T beta) {
     T ab[REF_MR][REF_NR];
     int i, j;
     int64_t p;
@@ -132,15 +146,15 @@ static void FM_FN(fm_gemm_ref_ukr)(int mr, int nr, int64_t kc, const T *a, const
         for (j = 0; j < REF_NR; j++) ab[i][j] = 0;
     if (mr == REF_MR && nr == REF_NR) {
         for (p = 0; p < kc; p++) {
-            const T *ap = a + p * REF_MR, *bp = b + p * ldb;
+            const T *ap = a + p * csa, *bp = b + p * ldb;
             for (i = 0; i < REF_MR; i++)
-                for (j = 0; j < REF_NR; j++) ab[i][j] += ap[i] * bp[j];
+                for (j = 0; j < REF_NR; j++) ab[i][j] += ap[i * rsa] * bp[j];
         }
     } else {
         for (p = 0; p < kc; p++) {
-            const T *ap = a + p * mr, *bp = b + p * ldb;
+            const T *ap = a + p * csa, *bp = b + p * ldb;
             for (i = 0; i < mr; i++)
-                for (j = 0; j < nr; j++) ab[i][j] += ap[i] * bp[j];
+                for (j = 0; j < nr; j++) ab[i][j] += ap[i * rsa] * bp[j];
         }
     }
     for (i = 0; i < mr; i++) {
@@ -154,7 +168,8 @@ static void FM_FN(fm_gemm_ref_ukr)(int mr, int nr, int64_t kc, const T *a, const
 }
 
 const KERNEL FM_FN(fm_gemm_ref) = {"reference", REF_MR, REF_NR, {0, REF_NR, REF_NR, REF_NR},
-                                   256, 1024, 8 * REF_NR, FM_FN(fm_gemm_ref_ukr)};
+                                   256,         1024,   8 * REF_NR,
+                                   FM_FN(fm_gemm_ref_ukr), 0, {0}, NULL, NULL};
 
 const KERNEL *FM_FN(fm_gemm_kernel_select)(void);
 const KERNEL *FM_FN(fm_gemm_kernel_select)(void) {
@@ -179,12 +194,7 @@ static void FM_FN(fm_gemm_pack_a)(int mr, int64_t kc, const T *restrict a, int64
                                   T *restrict ap) {
     int64_t p;
     int i;
-    if (csa == 1) {
-        for (i = 0; i < mr; i++) {
-            const T *ar = a + i * rsa;
-            for (p = 0; p < kc; p++) ap[p * mr + i] = ar[p];
-        }
-    } else if (rsa == 1) {
+    if (rsa == 1) {
         for (p = 0; p < kc; p++) {
             const T *ac = a + p * csa;
             for (i = 0; i < mr; i++) ap[p * mr + i] = ac[i];
@@ -196,11 +206,14 @@ static void FM_FN(fm_gemm_pack_a)(int mr, int64_t kc, const T *restrict a, int64
 }
 
 /* B micro-panel k [0, kc) x columns [0, nr) into bp[p*NR + j], zero-padded to NR columns. */
-static void FM_FN(fm_gemm_pack_b)(int NR, int nr, int64_t kc, const T *restrict b, int64_t rsb,
-                                  int64_t csb, T *restrict bp) {
+static void FM_FN(fm_gemm_pack_b)(const KERNEL *K, int nr, int64_t kc, const T *restrict b,
+                                  int64_t rsb, int64_t csb, T *restrict bp) {
+    const int NR = K->nr;
     int64_t p;
     int j;
-    if (csb == 1) {
+    if (rsb == 1 && csb != 1 && K->packbt) {
+        K->packbt(nr, kc, b, csb, bp);
+    } else if (csb == 1) {
         for (p = 0; p < kc; p++) {
             const T *br = b + p * rsb;
             T *dst = bp + p * NR;
@@ -282,111 +295,201 @@ typedef struct FM_FN(fm_gemm_plan) {
     int t;           /* threads */
 } FM_FN(fm_gemm_plan);
 
-static size_t FM_FN(fm_gemm_plan_make)(FM_FN(fm_gemm_plan) * pl, int64_t m, int64_t n, int64_t k,
-                                       int packb, int n_threads) {
-    const KERNEL *K = FM_FN(fm_gemm_kernel_select)();
+static size_t FM_FN(fm_gemm_plan_make)(FM_FN(fm_gemm_plan) * pl, const KERNEL *K, int64_t m,
+                                       int64_t n, int64_t k, int packb, int n_threads) {
+    /* B blocks are sized for max(m, n) columns: the driver may swap the roles of A and B */
+    const int64_t cols = FM_MIN(FM_MAX(m, n), (int64_t)K->nc);
     pl->K = K;
     pl->kcb = fm_gemm_kblock_(k, K->kc);
-    pl->ncb = packb ? (int64_t)fm_gemm_round_up_((size_t)FM_MIN(n, (int64_t)K->nc), (size_t)K->nr) : 0;
+    pl->ncb = packb ? (int64_t)fm_gemm_round_up_((size_t)cols, (size_t)K->nr) : 0;
     pl->a_elems = fm_gemm_round_up_((size_t)K->mr * (size_t)pl->kcb, FM_GEMM_ALIGN / sizeof(T));
     pl->b_elems = fm_gemm_round_up_((size_t)pl->ncb * (size_t)pl->kcb, FM_GEMM_ALIGN / sizeof(T));
     pl->t = fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads);
     return (pl->b_elems + (size_t)pl->t * pl->a_elems) * sizeof(T) + FM_GEMM_ALIGN;
 }
 
+/* Elements of B^T packed for the dot path of a narrow B (n <= FM_GEMM_DOT_PACK_MAX_N). */
+static size_t FM_FN(fm_gemm_bt_elems)(int64_t n, int64_t k) {
+    return n <= FM_GEMM_DOT_PACK_MAX_N ? (size_t)n * fm_gemm_round_up_((size_t)k, 16) : 0;
+}
+
 size_t FM_FN(fm_gemm_workspace_size)(int64_t m, int64_t n, int64_t k, int n_threads) {
     FM_FN(fm_gemm_plan) pl;
+    size_t blocked, bt;
     if (m <= 0 || n <= 0 || k <= 0) return 0;
-    /* strides are unknown here: count the B pack, which only strided B needs */
-    return FM_FN(fm_gemm_plan_make)(&pl, m, n, k, 1, n_threads);
+    /* strides are unknown here: count the B pack, which only some problems need */
+    blocked = FM_FN(fm_gemm_plan_make)(&pl, FM_FN(fm_gemm_kernel_select)(), m, n, k, 1, n_threads);
+    bt = FM_FN(fm_gemm_bt_elems)(n, k) * sizeof(T) + FM_GEMM_ALIGN;
+    return FM_MAX(blocked, bt);
 }
 
 /* ---- the blocked product ---- */
 
-static void FM_FN(fm_gemm_run)(const FM_FN(fm_gemm_plan) * pl, int64_t m, int64_t n, int64_t k,
-                               const T *a, int64_t rsa, int64_t csa, const T *b, int64_t rsb,
-                               int64_t csb, T *c, int64_t rsc, int64_t csc, T alpha, T beta,
-                               const fm_epilogue *epi, T *bpack, T *apack_all, int packb) {
-    const KERNEL *K = pl->K;
+/* Everything one call needs, shared by its threads. */
+typedef struct FM_FN(fm_gemm_ctx) {
+    const KERNEL *K;
+    int64_t m, n, k, kcb, ncb;
+    const T *a, *b;
+    T *c;
+    int64_t rsa, csa, rsb, csb, rsc, csc;
+    T alpha, beta;
+    const fm_epilogue *epi;
+    T *bpack, *apack; /* apack: a_elems per thread */
+    size_t a_elems;
+    int packa, packb;
+} FM_FN(fm_gemm_ctx);
+
+/* Static share [*lo, *hi) of n items for thread tid of nt. Which thread computes a tile never
+ * changes the operations that compute it. */
+static void FM_FN(fm_gemm_share)(int64_t n, int tid, int nt, int64_t *lo, int64_t *hi) {
+    *lo = n * tid / nt;
+    *hi = n * (tid + 1) / nt;
+}
+
+/* The part of the product thread tid of nt computes (all of it when nt == 1). */
+static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
+    const KERNEL *K = x->K;
     const int MR = K->mr, NR = K->nr, JW = K->jw;
-    const int64_t kcb = pl->kcb;
-    const int64_t NC = packb ? pl->ncb : (int64_t)fm_gemm_round_up_((size_t)n, (size_t)JW);
+    const int64_t m = x->m, n = x->n, k = x->k, kcb = x->kcb;
+    const int64_t NC = x->packb ? x->ncb : (int64_t)fm_gemm_round_up_((size_t)n, (size_t)JW);
     const int64_t n_ir = (m + MR - 1) / MR;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(pl->t) if (pl->t > 1)
-#endif
-    {
-        int tid = 0;
-        int64_t jc, pc;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        T *apack = apack_all + (size_t)tid * pl->a_elems;
-        for (jc = 0; jc < n; jc += NC) {
-            const int64_t nc = FM_MIN(NC, n - jc);
-            const int64_t n_jp = (nc + NR - 1) / NR;
-            const int64_t n_ch = (nc + JW - 1) / JW;
-            for (pc = 0; pc < k; pc += kcb) {
-                const int64_t kc = FM_MIN(kcb, k - pc);
-                const int last = pc + kc >= k;
-                const T beta_eff = pc == 0 ? beta : (T)1;
-                const T *bblk;
-                int64_t ldb, task;
-                if (packb) {
-                    int64_t jp;
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-                    for (jp = 0; jp < n_jp; jp++) {
-                        int nr = (int)FM_MIN((int64_t)NR, nc - jp * NR);
-                        FM_FN(fm_gemm_pack_b)(NR, nr, kc, b + pc * rsb + (jc + jp * NR) * csb,
-                                              rsb, csb, bpack + jp * NR * kc);
-                    }
-                    /* implicit barrier: the whole B block is packed */
-                    bblk = bpack;
-                    ldb = NR;
-                } else {
-                    bblk = b + pc * rsb + jc;
-                    ldb = rsb;
+    T *apack = x->apack + (size_t)tid * x->a_elems;
+    int64_t jc, pc;
+    for (jc = 0; jc < n; jc += NC) {
+        const int64_t nc = FM_MIN(NC, n - jc);
+        const int64_t n_jp = (nc + NR - 1) / NR;
+        const int64_t n_ch = (nc + JW - 1) / JW;
+        for (pc = 0; pc < k; pc += kcb) {
+            const int64_t kc = FM_MIN(kcb, k - pc);
+            const int last = pc + kc >= k;
+            const T beta_eff = pc == 0 ? x->beta : (T)1;
+            const T *bblk;
+            int64_t ldb, task, lo, hi;
+            if (x->packb) {
+                int64_t jp;
+                FM_FN(fm_gemm_share)(n_jp, tid, nt, &lo, &hi);
+                for (jp = lo; jp < hi; jp++) {
+                    int nr = (int)FM_MIN((int64_t)NR, nc - jp * NR);
+                    FM_FN(fm_gemm_pack_b)(K, nr, kc, x->b + pc * x->rsb + (jc + jp * NR) * x->csb,
+                                          x->rsb, x->csb, x->bpack + jp * NR * kc);
                 }
 #ifdef _OPENMP
-#pragma omp for schedule(static)
+                if (nt > 1) {
+#pragma omp barrier
+                } /* the whole B block is packed */
 #endif
-                for (task = 0; task < n_ch * n_ir; task++) {
-                    const int64_t ch = task / n_ir, ir = task % n_ir;
-                    const int64_t i0 = ir * MR;
-                    const int mr = (int)FM_MIN((int64_t)MR, m - i0);
-                    const int64_t je = FM_MIN(nc, (ch + 1) * JW);
-                    const int step = (!packb && mr <= 3) ? K->nr_small[mr] : NR;
-                    int64_t j0;
-                    FM_FN(fm_gemm_pack_a)(mr, kc, a + i0 * rsa + pc * csa, rsa, csa, apack);
-                    for (j0 = ch * JW; j0 < je; j0 += step) {
-                        const int nr = (int)FM_MIN((int64_t)step, je - j0);
-                        const T *bt = packb ? bblk + (j0 / NR) * NR * kc : bblk + j0;
-                        T *ct = c + i0 * rsc + (jc + j0) * csc;
-                        K->ukr(mr, nr, kc, apack, bt, ldb, ct, rsc, csc, alpha, beta_eff);
-                        if (last && epi) {
-                            int i;
-                            for (i = 0; i < mr; i++)
-                                FM_FN(fm_gemm_epi_row)(epi, i0 + i, jc + j0, nr, ct + i * rsc, csc);
-                        }
+                bblk = x->bpack;
+                ldb = NR;
+            } else {
+                bblk = x->b + pc * x->rsb + jc;
+                ldb = x->rsb;
+            }
+            /* tasks: column chunk major, then row sliver; one A sliver per task */
+            FM_FN(fm_gemm_share)(n_ch * n_ir, tid, nt, &lo, &hi);
+            for (task = lo; task < hi; task++) {
+                const int64_t ch = task / n_ir, ir = task % n_ir;
+                const int64_t i0 = ir * MR;
+                const int mr = (int)FM_MIN((int64_t)MR, m - i0);
+                const int64_t je = FM_MIN(nc, (ch + 1) * JW);
+                const int step = (!x->packb && mr <= 3) ? K->nr_small[mr] : NR;
+                const T *as = x->a + i0 * x->rsa + pc * x->csa;
+                int64_t rs = x->rsa, cs = x->csa, j0;
+                if (x->packa) {
+                    FM_FN(fm_gemm_pack_a)(mr, kc, as, x->rsa, x->csa, apack);
+                    as = apack;
+                    rs = 1;
+                    cs = mr;
+                }
+                for (j0 = ch * JW; j0 < je; j0 += step) {
+                    const int nr = (int)FM_MIN((int64_t)step, je - j0);
+                    const T *bt = x->packb ? bblk + (j0 / NR) * NR * kc : bblk + j0;
+                    T *ct = x->c + i0 * x->rsc + (jc + j0) * x->csc;
+                    K->ukr(mr, nr, kc, as, rs, cs, bt, ldb, ct, x->rsc, x->csc, x->alpha, beta_eff);
+                    if (last && x->epi) {
+                        int i;
+                        for (i = 0; i < mr; i++)
+                            FM_FN(fm_gemm_epi_row)(x->epi, i0 + i, jc + j0, nr, ct + i * x->rsc,
+                                                   x->csc);
                     }
                 }
-                /* implicit barrier: the B block may be repacked */
+            }
+#ifdef _OPENMP
+            if (nt > 1 && x->packb) {
+#pragma omp barrier
+            } /* the B block may be repacked */
+#endif
+        }
+    }
+}
+
+/* Dot-product path: A rows and B columns contiguous along k, few rows of C. No packing and no
+ * k blocking: each element is one lane-wise FMA chain over the whole k and one horizontal sum. */
+static void FM_FN(fm_gemm_body_dot)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
+    const KERNEL *K = x->K;
+    const int MD = K->dot_mr;
+    const int64_t JW = 48; /* columns per task (spread over tiles of at most dot_nr[mr]) */
+    const int64_t m = x->m, n = x->n;
+    const int64_t n_ir = (m + MD - 1) / MD, n_ch = (n + JW - 1) / JW;
+    int64_t task, lo, hi;
+    FM_FN(fm_gemm_share)(n_ch * n_ir, tid, nt, &lo, &hi);
+    for (task = lo; task < hi; task++) {
+        const int64_t ch = task / n_ir, ir = task % n_ir;
+        const int64_t i0 = ir * MD;
+        const int mr = (int)FM_MIN((int64_t)MD, m - i0);
+        const int64_t je = FM_MIN(n, (ch + 1) * JW);
+        /* columns per tile: at most dot_nr[mr], spread evenly over the chunk (n = 10 with
+         * 6-column tiles: 5 + 5, no idle columns) */
+        const int64_t ntile = (je - ch * JW + K->dot_nr[mr] - 1) / K->dot_nr[mr];
+        const int step = (int)((je - ch * JW + ntile - 1) / ntile);
+        int64_t j0;
+        for (j0 = ch * JW; j0 < je; j0 += step) {
+            const int nr = (int)FM_MIN((int64_t)step, je - j0);
+            T *ct = x->c + i0 * x->rsc + j0 * x->csc;
+            K->dot(mr, nr, x->k, x->a + i0 * x->rsa, x->rsa, x->b + j0 * x->csb, x->csb, ct, x->rsc,
+                   x->csc, x->alpha, x->beta);
+            if (x->epi) {
+                int i;
+                for (i = 0; i < mr; i++)
+                    FM_FN(fm_gemm_epi_row)(x->epi, i0 + i, j0, nr, ct + i * x->rsc, x->csc);
             }
         }
     }
+}
+
+/* One parallel region (only when t > 1), each thread running its share. */
+static void FM_FN(fm_gemm_run)(const FM_FN(fm_gemm_ctx) * x, int t, int dot) {
+#ifdef _OPENMP
+    if (t > 1) {
+#pragma omp parallel num_threads(t)
+        {
+            int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+            if (dot)
+                FM_FN(fm_gemm_body_dot)(x, tid, nt);
+            else
+                FM_FN(fm_gemm_body)(x, tid, nt);
+        }
+        return;
+    }
+#else
+    (void)t;
+#endif
+    if (dot)
+        FM_FN(fm_gemm_body_dot)(x, 0, 1);
+    else
+        FM_FN(fm_gemm_body)(x, 0, 1);
 }
 
 int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, int64_t csa,
                       const T *b, int64_t rsb, int64_t csb, T *c, int64_t rsc, int64_t csc,
                       T alpha, T beta, const fm_epilogue *epilogue, void *workspace,
                       size_t workspace_size, int n_threads) {
+    FM_FN(fm_gemm_ctx) x;
     FM_FN(fm_gemm_plan) pl;
+    const KERNEL *K;
     size_t need;
     void *mem = NULL;
     char *base;
-    int packb;
+    int swap, dot;
     if (m < 0 || n < 0 || k < 0) return FM_ERR_ARG;
     if (epilogue && (epilogue->act < 0 || epilogue->act >= FM_ACT_COUNT_ ||
                      epilogue->act == FM_ACT_SOFTMAX))
@@ -396,20 +499,84 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
         FM_FN(fm_gemm_scale)(m, n, c, rsc, csc, beta, epilogue);
         return FM_OK;
     }
-    packb = fm_gemm_pack_b_(m, n, k, csb);
-    need = FM_FN(fm_gemm_plan_make)(&pl, m, n, k, packb, n_threads);
-    if (workspace) {
-        /* the size promised by fm_gemm_workspace_size (B pack counted) is what we ask for */
-        if (workspace_size < FM_FN(fm_gemm_workspace_size)(m, n, k, n_threads)) return FM_ERR_WORKSPACE;
-        base = (char *)workspace;
-    } else {
-        mem = malloc(need);
-        if (!mem) return FM_ERR_NOMEM;
-        base = (char *)mem;
+    /* the size promised by fm_gemm_workspace_size is what a caller's workspace must have */
+    if (workspace && workspace_size < FM_FN(fm_gemm_workspace_size)(m, n, k, n_threads))
+        return FM_ERR_WORKSPACE;
+    K = FM_FN(fm_gemm_kernel_select)();
+    dot = K->dot && csa == 1 && rsb == 1 && csb != 1 && m <= FM_GEMM_DOT_MAX_M &&
+          (k >= FM_GEMM_DOT_MIN_K || m <= 3);
+    /* A narrow B (n not a multiple of the vector width, e.g. 10 output units) would leave
+     * vector lanes idle in the register tiles: transpose it (n x k, cheap) and take the dot
+     * path, which uses every lane along k (with 4-row dot tiles, enough FMA chains). */
+    memset(&x, 0, sizeof x);
+    if (!dot && K->dot_mr >= 4 && csa == 1 && n <= FM_GEMM_DOT_PACK_MAX_N &&
+        n % (K->nr / 2) != 0 && k >= FM_GEMM_DOT_MIN_K && m >= FM_GEMM_DOT_PACK_MIN_M) {
+        const int64_t ldt = (int64_t)fm_gemm_round_up_((size_t)k, 16);
+        T *bt;
+        int64_t j, p;
+        if (workspace) {
+            base = (char *)workspace;
+        } else {
+            mem = malloc(FM_FN(fm_gemm_bt_elems)(n, k) * sizeof(T) + FM_GEMM_ALIGN);
+            if (!mem) return FM_ERR_NOMEM;
+            base = (char *)mem;
+        }
+        base += (FM_GEMM_ALIGN - (uintptr_t)base % FM_GEMM_ALIGN) % FM_GEMM_ALIGN;
+        bt = (T *)base;
+        for (p = 0; p < k; p++)
+            for (j = 0; j < n; j++) bt[j * ldt + p] = b[p * rsb + j * csb];
+        x.K = K;
+        x.m = m, x.n = n, x.k = k;
+        x.a = a, x.b = bt, x.c = c;
+        x.rsa = rsa, x.csa = 1, x.rsb = 1, x.csb = ldt, x.rsc = rsc, x.csc = csc;
+        x.alpha = alpha, x.beta = beta;
+        x.epi = epilogue;
+        FM_FN(fm_gemm_run)(&x, fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads),
+                           1);
+        free(mem);
+        return FM_OK;
     }
-    base += (FM_GEMM_ALIGN - (uintptr_t)base % FM_GEMM_ALIGN) % FM_GEMM_ALIGN;
-    FM_FN(fm_gemm_run)(&pl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, alpha, beta, epilogue,
-                       (T *)base, (T *)base + pl.b_elems, packb);
+    /* C^T = B^T A^T when that turns a column-major A into a row-contiguous B operand and saves
+     * packing B or a narrow (n < nr) tile; never with an epilogue (it works on rows of C), nor
+     * for a short k (tiles of C^T are stored by columns, which costs more than k = 1..15 FMAs). */
+    swap = !dot && !epilogue && rsa == 1 && csa != 1 && m > n && k >= 16 &&
+           (csb != 1 || n < K->nr);
+    if (swap) {
+        const T *tp = a;
+        int64_t ts;
+        a = b;
+        b = tp;
+        ts = m, m = n, n = ts;
+        ts = rsa, rsa = csb, csb = ts;
+        ts = csa, csa = rsb, rsb = ts;
+        ts = rsc, rsc = csc, csc = ts;
+    }
+    x.K = K;
+    x.m = m, x.n = n, x.k = k;
+    x.a = a, x.b = b, x.c = c;
+    x.rsa = rsa, x.csa = csa, x.rsb = rsb, x.csb = csb, x.rsc = rsc, x.csc = csc;
+    x.alpha = alpha, x.beta = beta;
+    x.epi = epilogue;
+    x.packb = !dot && fm_gemm_pack_b_(m, csb);
+    x.packa = !dot && csa != 1 && (rsa != 1 || (m >= 64 && n >= 64));
+    need = FM_FN(fm_gemm_plan_make)(&pl, K, m, n, k, x.packb, n_threads);
+    x.kcb = pl.kcb;
+    x.ncb = pl.ncb;
+    x.a_elems = x.packa ? pl.a_elems : 0;
+    x.bpack = x.apack = NULL;
+    if (x.packa || x.packb) {
+        if (workspace) {
+            base = (char *)workspace;
+        } else {
+            mem = malloc(need);
+            if (!mem) return FM_ERR_NOMEM;
+            base = (char *)mem;
+        }
+        base += (FM_GEMM_ALIGN - (uintptr_t)base % FM_GEMM_ALIGN) % FM_GEMM_ALIGN;
+        x.bpack = (T *)base;
+        x.apack = (T *)base + pl.b_elems;
+    }
+    FM_FN(fm_gemm_run)(&x, pl.t, dot);
     free(mem);
     return FM_OK;
 }

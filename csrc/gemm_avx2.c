@@ -32,7 +32,8 @@
 #define V_LOADM(p, m) _mm256_maskload_ps(p, m)
 #define V_STORE(p, v) _mm256_storeu_ps(p, v)
 #define V_STOREM(p, m, v) _mm256_maskstore_ps(p, m, v)
-#define V_MASK(lanes) _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define V_MASK(lanes)                                                                              \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #include "gemm_avx2.c"
 #undef T
 #undef S
@@ -76,11 +77,16 @@
 /* One MR x (NV*VL) tile; MR, NV and PART (last vector partial: nr < NV*VL) are constants after
  * inlining, so the accumulators live in registers. */
 FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART, int nr, int64_t kc,
-                                     const T *restrict a, const T *restrict b, int64_t ldb,
-                                     T *restrict c, int64_t rsc, int64_t csc, T alpha, T beta) {
+                                     const T *restrict a, int64_t rsa, int64_t csa,
+                                     const T *restrict b, int64_t ldb, T *restrict c, int64_t rsc,
+                                     int64_t csc, T alpha, T beta) {
     VT acc[MAXACC];
     const __m256i ml = V_MASK(nr - (NV - 1) * VL);
+    /* rows 3q, 3q+1, 3q+2 of A at ar[q] + {0, 1, 2} * rsa */
+    const T *ar[2];
     int64_t p;
+#pragma GCC unroll 2
+    for (int q = 0; q < (MR + 2) / 3; q++) ar[q] = a + 3 * q * rsa;
 #pragma GCC unroll 12
     for (int i = 0; i < MR * NV; i++) acc[i] = V_ZERO();
     if (NV <= 2) {
@@ -91,25 +97,27 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
                 bv[v] = (PART && v == NV - 1) ? V_LOADM(b + v * VL, ml) : V_LOAD(b + v * VL);
 #pragma GCC unroll 6
             for (int i = 0; i < MR; i++) {
-                VT av = V_SET1(a[i]);
+                VT av = V_SET1(ar[i / 3][(i % 3) * rsa]);
 #pragma GCC unroll 2
                 for (int v = 0; v < NV; v++) acc[i * NV + v] = V_FMA(av, bv[v], acc[i * NV + v]);
             }
-            a += MR;
+#pragma GCC unroll 2
+            for (int q = 0; q < (MR + 2) / 3; q++) ar[q] += csa;
             b += ldb;
         }
     } else { /* wide tiles (never partial): few rows, many vectors */
         for (p = 0; p < kc; p++) {
             VT av[3];
 #pragma GCC unroll 3
-            for (int i = 0; i < MR; i++) av[i] = V_SET1(a[i]);
+            for (int i = 0; i < MR; i++) av[i] = V_SET1(ar[i / 3][(i % 3) * rsa]);
 #pragma GCC unroll 8
             for (int v = 0; v < NV; v++) {
                 VT bv = V_LOAD(b + v * VL);
 #pragma GCC unroll 3
                 for (int i = 0; i < MR; i++) acc[i * NV + v] = V_FMA(av[i], bv, acc[i * NV + v]);
             }
-            a += MR;
+#pragma GCC unroll 2
+            for (int q = 0; q < (MR + 2) / 3; q++) ar[q] += csa;
             b += ldb;
         }
     }
@@ -152,10 +160,10 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
 
 #define TILE_FN(MRV, NVV, PV)                                                                      \
     static FM_AVX2 void FN(fm_avx2_t##MRV##x##NVV##p##PV)(int nr, int64_t kc, const T *a,       \
-                                                          const T *b, int64_t ldb, T *c,         \
-                                                          int64_t rsc, int64_t csc, T alpha,     \
-                                                          T beta) {                               \
-        FN(fm_avx2_tile)(MRV, NVV, PV, nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);              \
+                                                          int64_t rsa, int64_t csa, const T *b,  \
+                                                          int64_t ldb, T *c, int64_t rsc,        \
+                                                          int64_t csc, T alpha, T beta) {        \
+        FN(fm_avx2_tile)(MRV, NVV, PV, nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);    \
     }
 
 #define TILES_MR(MRV)                                                                              \
@@ -174,8 +182,8 @@ TILE_FN(1, 8, 0)
 TILE_FN(2, 4, 0)
 TILE_FN(3, 4, 0)
 
-typedef void (*FN(fm_avx2_tile_fn))(int, int64_t, const T *, const T *, int64_t, T *, int64_t,
-                                    int64_t, T, T);
+typedef void (*FN(fm_avx2_tile_fn))(int, int64_t, const T *, int64_t, int64_t, const T *, int64_t,
+                                    T *, int64_t, int64_t, T, T);
 
 #define ROW(MRV)                                                                                   \
     {FN(fm_avx2_t##MRV##x1p0), FN(fm_avx2_t##MRV##x1p1), FN(fm_avx2_t##MRV##x2p0),               \
@@ -184,25 +192,26 @@ typedef void (*FN(fm_avx2_tile_fn))(int, int64_t, const T *, const T *, int64_t,
 static const FN(fm_avx2_tile_fn) FN(fm_avx2_tiles)[6][4] = {ROW(1), ROW(2), ROW(3),
                                                             ROW(4), ROW(5), ROW(6)};
 
-static void FN(fm_avx2_ukr)(int mr, int nr, int64_t kc, const T *a, const T *b, int64_t ldb, T *c,
-                            int64_t rsc, int64_t csc, T alpha, T beta) {
+static void FN(fm_avx2_ukr)(int mr, int nr, int64_t kc, const T *a, int64_t rsa, int64_t csa,
+                            const T *b, int64_t ldb, T *c, int64_t rsc, int64_t csc, T alpha,
+                            T beta) {
     if (nr > 2 * VL) { /* mr <= 3, B in place */
         if (mr == 1 && nr == 8 * VL) {
-            FN(fm_avx2_t1x8p0)(nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);
+            FN(fm_avx2_t1x8p0)(nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
             return;
         }
         if (mr == 2 && nr == 4 * VL) {
-            FN(fm_avx2_t2x4p0)(nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);
+            FN(fm_avx2_t2x4p0)(nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
             return;
         }
         if (mr == 3 && nr == 4 * VL) {
-            FN(fm_avx2_t3x4p0)(nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);
+            FN(fm_avx2_t3x4p0)(nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
             return;
         }
         /* a partial wide tile: split into 2-vector tiles */
         while (nr > 0) {
             int w = nr < 2 * VL ? nr : 2 * VL;
-            FN(fm_avx2_ukr)(mr, w, kc, a, b, ldb, c, rsc, csc, alpha, beta);
+            FN(fm_avx2_ukr)(mr, w, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
             b += w;
             c += w * csc;
             nr -= w;
@@ -212,12 +221,95 @@ static void FN(fm_avx2_ukr)(int mr, int nr, int64_t kc, const T *a, const T *b, 
     {
         int nv = (nr + VL - 1) / VL;
         int part = nr != nv * VL;
-        FN(fm_avx2_tiles)[mr - 1][2 * (nv - 1) + part](nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);
+        FN(fm_avx2_tiles)[mr - 1][2 * (nv - 1) + part](nr, kc, a, rsa, csa, b, ldb, c, rsc, csc,
+                                                       alpha, beta);
     }
 }
 
+/* ---- dot-product tiles: A rows and B columns both contiguous along k (csa == 1, rsb == 1) ----
+ * acc[i][j] sums A[i, p] * B[p, j] lane-wise over p (k tail masked), then one horizontal sum per
+ * element in a fixed order. Rows >= mr and columns >= nr are pointed at row / column 0 (valid
+ * memory) and never stored, so one instantiation serves every edge. */
+FM_AVX2_INLINE T FN(fm_avx2_hsum)(VT v) {
+    T lanes[VL], s = 0;
+    V_STORE(lanes, v);
+    /* pairwise in a fixed order */
+    for (int w = VL / 2; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) lanes[l] += lanes[l + w];
+    s = lanes[0];
+    return s;
+}
+
+FM_AVX2_INLINE void FN(fm_avx2_dot_tile)(const int MD, const int ND, int mr, int nr, int64_t k,
+                                         const T *restrict a, int64_t rsa, const T *restrict b,
+                                         int64_t csb, T *restrict c, int64_t rsc, int64_t csc,
+                                         T alpha, T beta) {
+    const T *ap[2], *bp[8];
+    VT acc[8];
+    T sum[8];
+    int64_t p = 0;
+#pragma GCC unroll 2
+    for (int i = 0; i < MD; i++) ap[i] = a + (i < mr ? i : 0) * rsa;
+#pragma GCC unroll 8
+    for (int j = 0; j < ND; j++) bp[j] = b + (j < nr ? j : 0) * csb;
+#pragma GCC unroll 8
+    for (int i = 0; i < MD * ND; i++) acc[i] = V_ZERO();
+    for (; p + VL <= k; p += VL) {
+        VT av[2];
+#pragma GCC unroll 2
+        for (int i = 0; i < MD; i++) av[i] = V_LOAD(ap[i] + p);
+#pragma GCC unroll 8
+        for (int j = 0; j < ND; j++) {
+            VT bv = V_LOAD(bp[j] + p);
+#pragma GCC unroll 2
+            for (int i = 0; i < MD; i++) acc[i * ND + j] = V_FMA(av[i], bv, acc[i * ND + j]);
+        }
+    }
+    if (p < k) {
+        const __m256i mt = V_MASK((int)(k - p));
+        VT av[2];
+#pragma GCC unroll 2
+        for (int i = 0; i < MD; i++) av[i] = V_LOADM(ap[i] + p, mt);
+#pragma GCC unroll 8
+        for (int j = 0; j < ND; j++) {
+            VT bv = V_LOADM(bp[j] + p, mt);
+#pragma GCC unroll 2
+            for (int i = 0; i < MD; i++) acc[i * ND + j] = V_FMA(av[i], bv, acc[i * ND + j]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MD * ND; i++) sum[i] = FN(fm_avx2_hsum)(acc[i]);
+    for (int i = 0; i < mr && i < MD; i++) {
+        T *cr = c + i * rsc;
+        if (beta == 0)
+            for (int j = 0; j < nr && j < ND; j++) cr[j * csc] = alpha * sum[i * ND + j];
+        else
+            for (int j = 0; j < nr && j < ND; j++)
+                cr[j * csc] = alpha * sum[i * ND + j] + beta * cr[j * csc];
+    }
+}
+
+static FM_AVX2 void FN(fm_avx2_d1x8)(int mr, int nr, int64_t k, const T *a, int64_t rsa,
+                                     const T *b, int64_t csb, T *c, int64_t rsc, int64_t csc,
+                                     T alpha, T beta) {
+    FN(fm_avx2_dot_tile)(1, 8, mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
+}
+static FM_AVX2 void FN(fm_avx2_d2x4)(int mr, int nr, int64_t k, const T *a, int64_t rsa,
+                                     const T *b, int64_t csb, T *c, int64_t rsc, int64_t csc,
+                                     T alpha, T beta) {
+    FN(fm_avx2_dot_tile)(2, 4, mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
+}
+static void FN(fm_avx2_dot)(int mr, int nr, int64_t k, const T *a, int64_t rsa, const T *b,
+                            int64_t csb, T *c, int64_t rsc, int64_t csc, T alpha, T beta) {
+    if (mr == 1)
+        FN(fm_avx2_d1x8)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
+    else
+        FN(fm_avx2_d2x4)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
+}
+
 const FN(fm_gemm_kernel) FN(fm_gemm_avx2) = {
-    "avx2", 6, 2 * VL, {0, 8 * VL, 4 * VL, 4 * VL}, 256, 512, 8 * VL, FN(fm_avx2_ukr)};
+    "avx2", 6, 2 * VL, {0, 8 * VL, 4 * VL, 4 * VL}, 256, 512, 8 * VL, FN(fm_avx2_ukr),
+    2, {0, 8, 4}, FN(fm_avx2_dot), NULL};
 
 #undef FN_
 #undef FN2

@@ -19,6 +19,36 @@
 #define FM_AVX512 __attribute__((target("avx512f")))
 #define FM_AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
 
+/* Horizontal sums of four vectors at once, in a fixed order: out[q] = sum of the lanes of vq. */
+FM_AVX512_INLINE void fm_avx512_reduce4_f32(__m512 v0, __m512 v1, __m512 v2, __m512 v3,
+                                            float *out) {
+    const __m512i lane0 = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    /* 512 -> 256 lanes per vector, two vectors per register */
+    __m512 t0 = _mm512_add_ps(_mm512_shuffle_f32x4(v0, v1, 0x44),
+                              _mm512_shuffle_f32x4(v0, v1, 0xEE));
+    __m512 t1 = _mm512_add_ps(_mm512_shuffle_f32x4(v2, v3, 0x44),
+                              _mm512_shuffle_f32x4(v2, v3, 0xEE));
+    /* 256 -> 128: one 4-lane block per vector */
+    __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(t0, t1, 0x88),
+                             _mm512_shuffle_f32x4(t0, t1, 0xDD));
+    /* 4 -> 1 inside each block */
+    u = _mm512_add_ps(u, _mm512_permute_ps(u, 0xB1));
+    u = _mm512_add_ps(u, _mm512_permute_ps(u, 0x4E));
+    _mm_storeu_ps(out, _mm512_castps512_ps128(_mm512_permutexvar_ps(lane0, u)));
+}
+FM_AVX512_INLINE void fm_avx512_reduce4_f64(__m512d v0, __m512d v1, __m512d v2, __m512d v3,
+                                            double *out) {
+    __m512d t0 = _mm512_add_pd(_mm512_shuffle_f64x2(v0, v1, 0x44),
+                               _mm512_shuffle_f64x2(v0, v1, 0xEE));
+    __m512d t1 = _mm512_add_pd(_mm512_shuffle_f64x2(v2, v3, 0x44),
+                               _mm512_shuffle_f64x2(v2, v3, 0xEE));
+    __m512d u = _mm512_add_pd(_mm512_shuffle_f64x2(t0, t1, 0x88),
+                              _mm512_shuffle_f64x2(t0, t1, 0xDD));
+    u = _mm512_add_pd(u, _mm512_permute_pd(u, 0x55));
+    _mm256_storeu_pd(out, _mm512_castpd512_pd256(
+                              _mm512_permutexvar_pd(_mm512_setr_epi64(0, 2, 4, 6, 0, 0, 0, 0), u)));
+}
+
 #define FM_GEMM_AVX512_PASS 1
 
 #define T float
@@ -30,6 +60,8 @@
 #define V_SET1(x) _mm512_set1_ps(x)
 #define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define V_MUL(a, b) _mm512_mul_ps(a, b)
+#define V_ADD(a, b) _mm512_add_ps(a, b)
+#define V_LOAD(p) _mm512_loadu_ps(p)
 #define V_LOADZ(m, p) _mm512_maskz_loadu_ps(m, p)
 #define V_STORE(p, v) _mm512_storeu_ps(p, v)
 #define V_STOREM(p, m, v) _mm512_mask_storeu_ps(p, m, v)
@@ -43,6 +75,8 @@
 #undef V_SET1
 #undef V_FMA
 #undef V_MUL
+#undef V_ADD
+#undef V_LOAD
 #undef V_LOADZ
 #undef V_STORE
 #undef V_STOREM
@@ -56,6 +90,8 @@
 #define V_SET1(x) _mm512_set1_pd(x)
 #define V_FMA(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define V_MUL(a, b) _mm512_mul_pd(a, b)
+#define V_ADD(a, b) _mm512_add_pd(a, b)
+#define V_LOAD(p) _mm512_loadu_pd(p)
 #define V_LOADZ(m, p) _mm512_maskz_loadu_pd(m, p)
 #define V_STORE(p, v) _mm512_storeu_pd(p, v)
 #define V_STOREM(p, m, v) _mm512_mask_storeu_pd(p, m, v)
@@ -70,6 +106,12 @@
 #define FN(name) FN2(name, S)
 
 #define MAXACC 28
+#ifndef FM_AVX512_KC
+#define FM_AVX512_KC 384
+#endif
+#ifndef FM_AVX512_NC
+#define FM_AVX512_NC 512
+#endif
 
 /* Lanes [v*VL, nr) of vector v, as a mask (all ones for full vectors, zero past nr). */
 FM_AVX512_INLINE MT FN(fm_avx512_mask)(int nr, int v) {
@@ -79,30 +121,131 @@ FM_AVX512_INLINE MT FN(fm_avx512_mask)(int nr, int v) {
     return (MT)((1u << lanes) - 1u);
 }
 
+/* o[q] = lanes q of r[0..VL) (a VL x VL block transposed in registers). */
+FM_AVX512_INLINE void FN(fm_avx512_tr)(const VT *r, VT *o) {
+#if VL == 16
+    VT t[16], u[16], v[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 16; i += 4) {
+        const __m512d t0 = _mm512_castps_pd(t[i]), t1 = _mm512_castps_pd(t[i + 1]);
+        const __m512d t2 = _mm512_castps_pd(t[i + 2]), t3 = _mm512_castps_pd(t[i + 3]);
+        u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+        u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+        u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+        u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < 16; i += 8)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            v[i + q] = _mm512_shuffle_f32x4(u[i + q], u[i + 4 + q], 0x88);
+            v[i + 4 + q] = _mm512_shuffle_f32x4(u[i + q], u[i + 4 + q], 0xDD);
+        }
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; q++) {
+        o[q] = _mm512_shuffle_f32x4(v[q], v[8 + q], 0x88);
+        o[8 + q] = _mm512_shuffle_f32x4(v[q], v[8 + q], 0xDD);
+    }
+#else
+    VT t[8], u[8];
+#pragma GCC unroll 4
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < 8; i += 4)
+#pragma GCC unroll 2
+        for (int q = 0; q < 2; q++) {
+            u[i + q] = _mm512_shuffle_f64x2(t[i + q], t[i + 2 + q], 0x88);
+            u[i + 2 + q] = _mm512_shuffle_f64x2(t[i + q], t[i + 2 + q], 0xDD);
+        }
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        o[q] = _mm512_shuffle_f64x2(u[q], u[4 + q], 0x88);
+        o[4 + q] = _mm512_shuffle_f64x2(u[q], u[4 + q], 0xDD);
+    }
+#endif
+}
+
 /* One MR x (NV*VL) tile; MR and NV are constants after inlining, so the accumulators live in
  * registers. */
 FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int64_t kc,
-                                         const T *restrict a, const T *restrict b, int64_t ldb,
-                                         T *restrict c, int64_t rsc, int64_t csc, T alpha, T beta) {
+                                         const T *restrict a, int64_t rsa, int64_t csa,
+                                         const T *restrict b, int64_t ldb, T *restrict c,
+                                         int64_t rsc, int64_t csc, T alpha, T beta) {
     VT acc[MAXACC];
-    MT mk[8];
+    /* vectors before the last are full (the caller guarantees nr > (NV - 1) * VL) */
+    const MT ml = FN(fm_avx512_mask)(nr, NV - 1);
+    /* rows 3q, 3q+1, 3q+2 of A at ar[q] + {0, 1, 2} * rsa: five base pointers and one index
+     * register address all 14 rows (x86 scales 1, 2, 4, 8) */
+    const T *ar[5];
     int64_t p;
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; v++) mk[v] = FN(fm_avx512_mask)(nr, v);
+#pragma GCC unroll 5
+    for (int q = 0; q < (MR + 2) / 3; q++) ar[q] = a + 3 * q * rsa;
 #pragma GCC unroll 28
-    for (int i = 0; i < MR * NV; i++) acc[i] = V_ZERO();
-    for (p = 0; p < kc; p++) {
-        VT bv[8];
+    for (int i = 0; i < MAXACC; i++) acc[i] = V_ZERO();
+    if (NV <= 2) {
+        /* U independent accumulator sets (k interleaved, summed in a fixed order at the end)
+         * give small tiles the 8+ FMA chains that hide the FMA latency */
+        const int U = MR * NV >= 8 ? 1 : (8 + MR * NV - 1) / (MR * NV);
+        for (p = 0; p + U <= kc; p += U) {
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; v++) bv[v] = V_LOADZ(mk[v], b + v * VL);
+            for (int u = 0; u < U; u++) {
+                VT bv[2];
+#pragma GCC unroll 2
+                for (int v = 0; v < NV; v++)
+                    bv[v] = v < NV - 1 ? V_LOAD(b + v * VL) : V_LOADZ(ml, b + v * VL);
 #pragma GCC unroll 14
-        for (int i = 0; i < MR; i++) {
-            VT av = V_SET1(a[i]);
-#pragma GCC unroll 8
-            for (int v = 0; v < NV; v++) acc[i * NV + v] = V_FMA(av, bv[v], acc[i * NV + v]);
+                for (int i = 0; i < MR; i++) {
+                    VT av = V_SET1(ar[i / 3][(i % 3) * rsa]);
+#pragma GCC unroll 2
+                    for (int v = 0; v < NV; v++)
+                        acc[(u * MR + i) * NV + v] = V_FMA(av, bv[v], acc[(u * MR + i) * NV + v]);
+                }
+#pragma GCC unroll 5
+                for (int q = 0; q < (MR + 2) / 3; q++) ar[q] += csa;
+                b += ldb;
+            }
         }
-        a += MR;
-        b += ldb;
+        for (; p < kc; p++) {
+            VT bv[2];
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; v++)
+                bv[v] = v < NV - 1 ? V_LOAD(b + v * VL) : V_LOADZ(ml, b + v * VL);
+#pragma GCC unroll 14
+            for (int i = 0; i < MR; i++) {
+                VT av = V_SET1(ar[i / 3][(i % 3) * rsa]);
+#pragma GCC unroll 2
+                for (int v = 0; v < NV; v++) acc[i * NV + v] = V_FMA(av, bv[v], acc[i * NV + v]);
+            }
+#pragma GCC unroll 5
+            for (int q = 0; q < (MR + 2) / 3; q++) ar[q] += csa;
+            b += ldb;
+        }
+#pragma GCC unroll 8
+        for (int u = 1; u < U; u++)
+#pragma GCC unroll 28
+            for (int i = 0; i < MR * NV; i++) acc[i] = V_ADD(acc[i], acc[u * MR * NV + i]);
+    } else { /* wide tiles: 1 to 3 rows, many vectors; B streams row by row */
+        for (p = 0; p < kc; p++) {
+            VT av[3];
+#pragma GCC unroll 3
+            for (int i = 0; i < MR; i++) av[i] = V_SET1(ar[0][i * rsa]);
+#pragma GCC unroll 16
+            for (int v = 0; v < NV; v++) {
+                VT bv = v < NV - 1 ? V_LOAD(b + v * VL) : V_LOADZ(ml, b + v * VL);
+#pragma GCC unroll 3
+                for (int i = 0; i < MR; i++) acc[i * NV + v] = V_FMA(av[i], bv, acc[i * NV + v]);
+            }
+            ar[0] += csa;
+            b += ldb;
+        }
     }
     {
         const VT va = V_SET1(alpha);
@@ -110,26 +253,56 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
             if (beta == 0) {
 #pragma GCC unroll 14
                 for (int i = 0; i < MR; i++)
-#pragma GCC unroll 8
-                    for (int v = 0; v < NV; v++)
-                        V_STOREM(c + i * rsc + v * VL, mk[v], V_MUL(va, acc[i * NV + v]));
+#pragma GCC unroll 16
+                    for (int v = 0; v < NV; v++) {
+                        T *cp = c + i * rsc + v * VL;
+                        VT r = V_MUL(va, acc[i * NV + v]);
+                        if (v < NV - 1)
+                            V_STORE(cp, r);
+                        else
+                            V_STOREM(cp, ml, r);
+                    }
             } else {
                 const VT vb = V_SET1(beta);
 #pragma GCC unroll 14
                 for (int i = 0; i < MR; i++)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
                     for (int v = 0; v < NV; v++) {
                         T *cp = c + i * rsc + v * VL;
-                        VT r = V_MUL(vb, V_LOADZ(mk[v], cp));
-                        V_STOREM(cp, mk[v], V_FMA(va, acc[i * NV + v], r));
+                        if (v < NV - 1) {
+                            V_STORE(cp, V_FMA(va, acc[i * NV + v], V_MUL(vb, V_LOAD(cp))));
+                        } else {
+                            VT r = V_MUL(vb, V_LOADZ(ml, cp));
+                            V_STOREM(cp, ml, V_FMA(va, acc[i * NV + v], r));
+                        }
                     }
+            }
+        } else if (rsc == 1 && MR <= VL) {
+            /* C stored by columns (C^T of a swapped product): transpose VL x VL blocks of the
+             * tile in registers, then write each column of the tile (mr contiguous values) */
+            const MT mrow = FN(fm_avx512_mask)(MR, 0);
+            const VT vb = V_SET1(beta);
+#pragma GCC unroll 16
+            for (int v = 0; v < NV; v++) {
+                VT r[VL], o[VL];
+#pragma GCC unroll 16
+                for (int i = 0; i < VL; i++) r[i] = i < MR ? acc[i * NV + v] : V_ZERO();
+                FN(fm_avx512_tr)(r, o);
+#pragma GCC unroll 16
+                for (int q = 0; q < VL; q++) {
+                    T *cp = c + (v * VL + q) * csc;
+                    VT x = V_MUL(va, o[q]);
+                    if (v * VL + q >= nr) break;
+                    if (beta != 0) x = V_FMA(vb, V_LOADZ(mrow, cp), x);
+                    V_STOREM(cp, mrow, x);
+                }
             }
         } else {
             T buf[MAXACC * VL];
             int j;
 #pragma GCC unroll 14
             for (int i = 0; i < MR; i++)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
                 for (int v = 0; v < NV; v++) V_STORE(buf + (i * NV + v) * VL, acc[i * NV + v]);
             for (int i = 0; i < MR; i++) {
                 T *cr = c + i * rsc;
@@ -145,10 +318,10 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
 
 #define TILE_FN(MRV, NVV)                                                                          \
     static FM_AVX512 void FN(fm_avx512_t##MRV##x##NVV)(int nr, int64_t kc, const T *a,          \
-                                                       const T *b, int64_t ldb, T *c,            \
-                                                       int64_t rsc, int64_t csc, T alpha,        \
-                                                       T beta) {                                  \
-        FN(fm_avx512_tile)(MRV, NVV, nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);                \
+                                                       int64_t rsa, int64_t csa, const T *b,     \
+                                                       int64_t ldb, T *c, int64_t rsc,           \
+                                                       int64_t csc, T alpha, T beta) {           \
+        FN(fm_avx512_tile)(MRV, NVV, nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);      \
     }
 
 TILE_FN(1, 1)
@@ -179,12 +352,12 @@ TILE_FN(11, 2)
 TILE_FN(12, 2)
 TILE_FN(13, 2)
 TILE_FN(14, 2)
-TILE_FN(1, 8)
-TILE_FN(2, 4)
-TILE_FN(3, 4)
+TILE_FN(1, 16)
+TILE_FN(2, 8)
+TILE_FN(3, 8)
 
-typedef void (*FN(fm_avx512_tile_fn))(int, int64_t, const T *, const T *, int64_t, T *, int64_t,
-                                      int64_t, T, T);
+typedef void (*FN(fm_avx512_tile_fn))(int, int64_t, const T *, int64_t, int64_t, const T *,
+                                      int64_t, T *, int64_t, int64_t, T, T);
 
 static const FN(fm_avx512_tile_fn) FN(fm_avx512_n1)[14] = {
     FN(fm_avx512_t1x1),  FN(fm_avx512_t2x1),  FN(fm_avx512_t3x1),  FN(fm_avx512_t4x1),
@@ -197,29 +370,147 @@ static const FN(fm_avx512_tile_fn) FN(fm_avx512_n2)[14] = {
     FN(fm_avx512_t9x2),  FN(fm_avx512_t10x2), FN(fm_avx512_t11x2), FN(fm_avx512_t12x2),
     FN(fm_avx512_t13x2), FN(fm_avx512_t14x2)};
 
-static void FN(fm_avx512_ukr)(int mr, int nr, int64_t kc, const T *a, const T *b, int64_t ldb,
-                              T *c, int64_t rsc, int64_t csc, T alpha, T beta) {
-    if (nr <= VL)
-        FN(fm_avx512_n1)[mr - 1](nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);
-    else if (nr <= 2 * VL)
-        FN(fm_avx512_n2)[mr - 1](nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);
-    else if (mr == 1)
-        FN(fm_avx512_t1x8)(nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);
+static void FN(fm_avx512_ukr)(int mr, int nr, int64_t kc, const T *a, int64_t rsa, int64_t csa,
+                              const T *b, int64_t ldb, T *c, int64_t rsc, int64_t csc, T alpha,
+                              T beta) {
+    if (nr <= VL) {
+        FN(fm_avx512_n1)[mr - 1](nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+    } else if (nr <= 2 * VL) {
+        FN(fm_avx512_n2)[mr - 1](nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+    } else if (mr == 1 && nr == 16 * VL) {
+        FN(fm_avx512_t1x16)(nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+    } else if (mr == 2 && nr == 8 * VL) {
+        FN(fm_avx512_t2x8)(nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+    } else if (mr == 3 && nr == 8 * VL) {
+        FN(fm_avx512_t3x8)(nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+    } else { /* a partial wide tile (mr <= 3): 2-vector tiles */
+        while (nr > 0) {
+            int w = nr < 2 * VL ? nr : 2 * VL;
+            FN(fm_avx512_ukr)(mr, w, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+            b += w;
+            c += w * csc;
+            nr -= w;
+        }
+    }
+}
+
+/* ---- dot-product tiles: A rows and B columns both contiguous along k (csa == 1, rsb == 1) ----
+ * acc[i][j] sums A[i, p] * B[p, j] lane-wise over p (k tail masked), then one horizontal sum per
+ * element in a fixed order. Rows >= mr and columns >= nr are pointed at row / column 0 (valid
+ * memory) and never stored, so one instantiation serves every edge. */
+FM_AVX512_INLINE void FN(fm_avx512_dot_tile)(const int MD, const int ND, int mr, int nr, int64_t k,
+                                             const T *restrict a, int64_t rsa,
+                                             const T *restrict b, int64_t csb, T *restrict c,
+                                             int64_t rsc, int64_t csc, T alpha, T beta) {
+    const T *ap[4], *bp[8];
+    VT acc[32];
+    T sum[32];
+    int64_t p = 0;
+#pragma GCC unroll 4
+    for (int i = 0; i < MD; i++) ap[i] = a + (i < mr ? i : 0) * rsa;
+#pragma GCC unroll 8
+    for (int j = 0; j < ND; j++) bp[j] = b + (j < nr ? j : 0) * csb;
+#pragma GCC unroll 32
+    for (int i = 0; i < MD * ND; i++) acc[i] = V_ZERO();
+    for (; p + VL <= k; p += VL) {
+        VT av[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < MD; i++) av[i] = V_LOAD(ap[i] + p);
+#pragma GCC unroll 8
+        for (int j = 0; j < ND; j++) {
+            VT bv = V_LOAD(bp[j] + p);
+#pragma GCC unroll 4
+            for (int i = 0; i < MD; i++) acc[i * ND + j] = V_FMA(av[i], bv, acc[i * ND + j]);
+        }
+    }
+    if (p < k) {
+        const MT mt = FN(fm_avx512_mask)((int)(k - p), 0);
+        VT av[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < MD; i++) av[i] = V_LOADZ(mt, ap[i] + p);
+#pragma GCC unroll 8
+        for (int j = 0; j < ND; j++) {
+            VT bv = V_LOADZ(mt, bp[j] + p);
+#pragma GCC unroll 4
+            for (int i = 0; i < MD; i++) acc[i * ND + j] = V_FMA(av[i], bv, acc[i * ND + j]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MD * ND; i += 4) /* MD * ND is a multiple of 4 */
+        FN(fm_avx512_reduce4)(acc[i], acc[i + 1], acc[i + 2], acc[i + 3], sum + i);
+    for (int i = 0; i < mr && i < MD; i++) {
+        T *cr = c + i * rsc;
+        if (beta == 0)
+            for (int j = 0; j < nr && j < ND; j++) cr[j * csc] = alpha * sum[i * ND + j];
+        else
+            for (int j = 0; j < nr && j < ND; j++)
+                cr[j * csc] = alpha * sum[i * ND + j] + beta * cr[j * csc];
+    }
+}
+
+#define DOT_FN(MDV, NDV)                                                                           \
+    static FM_AVX512 void FN(fm_avx512_d##MDV##x##NDV)(int mr, int nr, int64_t k, const T *a,    \
+                                                       int64_t rsa, const T *b, int64_t csb,     \
+                                                       T *c, int64_t rsc, int64_t csc, T alpha,  \
+                                                       T beta) {                                  \
+        FN(fm_avx512_dot_tile)(MDV, NDV, mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);    \
+    }
+DOT_FN(1, 8)
+DOT_FN(2, 4)
+DOT_FN(4, 4)
+DOT_FN(4, 5)
+DOT_FN(4, 6)
+
+static void FN(fm_avx512_dot)(int mr, int nr, int64_t k, const T *a, int64_t rsa, const T *b,
+                              int64_t csb, T *c, int64_t rsc, int64_t csc, T alpha, T beta) {
+    if (mr == 1)
+        FN(fm_avx512_d1x8)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
     else if (mr == 2)
-        FN(fm_avx512_t2x4)(nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);
+        FN(fm_avx512_d2x4)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
+    else if (nr <= 4)
+        FN(fm_avx512_d4x4)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
+    else if (nr == 5)
+        FN(fm_avx512_d4x5)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
     else
-        FN(fm_avx512_t3x4)(nr, kc, a, b, ldb, c, rsc, csc, alpha, beta);
+        FN(fm_avx512_d4x6)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
+}
+
+/* ---- packing a B micro-panel from column-contiguous B (rsb == 1, a transposed view) ----
+ * bp[p * NR + j] = B[p, j] = b[j * csb + p] for j < nr, 0 for nr <= j < NR (NR = 2 VL): VL x VL
+ * blocks transposed in registers instead of element by element. */
+static FM_AVX512 void FN(fm_avx512_packbt)(int nr, int64_t kc, const T *b, int64_t csb, T *bp) {
+    const int NR = 2 * VL;
+    int64_t p0;
+    for (p0 = 0; p0 < kc; p0 += VL) {
+        const int rows = (int)(kc - p0 < VL ? kc - p0 : VL);
+        const MT mk = FN(fm_avx512_mask)(rows, 0);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            VT r[VL], o[VL];
+#pragma GCC unroll 16
+            for (int i = 0; i < VL; i++) {
+                const int j = h * VL + i;
+                r[i] = j < nr ? V_LOADZ(mk, b + j * csb + p0) : V_ZERO();
+            }
+            FN(fm_avx512_tr)(r, o);
+#pragma GCC unroll 16
+            for (int q = 0; q < VL; q++)
+                if (q < rows) V_STORE(bp + (p0 + q) * NR + h * VL, o[q]);
+        }
+    }
 }
 
 /* kc: a 14 x kc A sliver is 14*kc*sizeof(T) (f32 384, f64 192: 21 KiB of the 48 KiB L1d);
  * nc: a packed kc x nc B block in L2; jw: columns per task (B chunk kc x jw stays in L2). */
 const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = {
-    "avx512", 14, 2 * VL, {0, 8 * VL, 4 * VL, 4 * VL}, 384 * VL / 16, 512, 8 * VL, FN(fm_avx512_ukr)};
+    "avx512", 14, 2 * VL, {0, 16 * VL, 8 * VL, 8 * VL}, FM_AVX512_KC * VL / 16, FM_AVX512_NC,
+    16 * VL, FN(fm_avx512_ukr), 4, {0, 8, 4, 4, 6}, FN(fm_avx512_dot), FN(fm_avx512_packbt)};
 
 #undef FN_
 #undef FN2
 #undef FN
 #undef MAXACC
 #undef TILE_FN
+#undef DOT_FN
 
 #endif /* FM_GEMM_AVX512_PASS */

@@ -4,11 +4,15 @@
  *
  *     C[i, j] := alpha * sum_p A[i, p] * B[p, j] + beta * C[i, j]     0 <= i < mr, 0 <= j < nr
  *
- *   a    packed A sliver, element (i, p) at a[p * mr + i] (the sliver has exactly mr rows);
+ *   a    element (i, p) at a[i * rsa + p * csa]: A itself, or a packed sliver (rsa = 1, csa = mr);
  *   b    element (p, j) at b[p * ldb + j]: a packed B micro-panel (ldb = nr of the kernel) or B
  *        itself when its rows are contiguous (ldb = rsb). Columns j >= nr are never read;
  *   c    element (i, j) at c[i * rsc + j * csc], any strides; with beta == 0, C is never read.
  *   1 <= mr <= kernel.mr; 1 <= nr <= kernel.nr, or nr <= kernel.nr_small[mr] when mr <= 3.
+ *
+ * A dot kernel (optional) computes the same for A with contiguous rows (csa == 1) and B with
+ * contiguous columns (rsb == 1), reading both in place along the whole k: one horizontal sum per
+ * element. 1 <= mr <= dot_mr, 1 <= nr <= dot_nr[mr].
  *
  * The kernels differ only in speed; every one computes each C element with the same operation
  * order for any thread count (the driver never splits k across threads). */
@@ -28,9 +32,12 @@
 #define FM_GEMM_NR_WIDE_MAX 128
 
 #define FM_GEMM_DECLARE_KERNEL(T, S)                                                              \
-    typedef void (*fm_gemm_ukr_##S)(int mr, int nr, int64_t kc, const T *a, const T *b,          \
-                                    int64_t ldb, T *c, int64_t rsc, int64_t csc, T alpha,        \
-                                    T beta);                                                       \
+    typedef void (*fm_gemm_ukr_##S)(int mr, int nr, int64_t kc, const T *a, int64_t rsa,         \
+                                    int64_t csa, const T *b, int64_t ldb, T *c, int64_t rsc,     \
+                                    int64_t csc, T alpha, T beta);                                 \
+    typedef void (*fm_gemm_dot_##S)(int mr, int nr, int64_t k, const T *a, int64_t rsa,          \
+                                    const T *b, int64_t csb, T *c, int64_t rsc, int64_t csc,     \
+                                    T alpha, T beta);                                              \
     typedef struct fm_gemm_kernel_##S {                                                            \
         const char *name;                                                                          \
         int mr;           /* rows of a register tile (and of a packed A sliver) */                 \
@@ -40,12 +47,18 @@
         int nc;           /* columns of a packed B block (kc x nc, kept in L2) */                  \
         int jw;           /* columns per task: a multiple of nr and of every nr_small */           \
         fm_gemm_ukr_##S ukr;                                                                       \
+        int dot_mr;       /* rows of a dot-product tile (0: no dot kernel) */                      \
+        int dot_nr[5];    /* its columns for mr = 1 .. dot_mr */                                   \
+        fm_gemm_dot_##S dot;                                                                       \
+        /* optional: pack a B micro-panel (kc x nr of nr columns, zero-padded to the kernel's  \
+         * nr) from B with contiguous columns (rsb == 1): bp[p * nr + j] = b[j * csb + p] */     \
+        void (*packbt)(int nr, int64_t kc, const T *b, int64_t csb, T *bp);                        \
     } fm_gemm_kernel_##S;                                                                          \
     extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
     extern const fm_gemm_kernel_##S fm_gemm_avx2_##S;   /* only if FM_GEMM_X86 */                  \
     extern const fm_gemm_kernel_##S fm_gemm_avx512_##S; /* only if FM_GEMM_X86 */                  \
     /* The kernel fm_gemm_*_S uses now (honours fm_gemm_force_kernel). */                         \
-    const fm_gemm_kernel_##S *fm_gemm_kernel_##S##_select(void);
+    const fm_gemm_kernel_##S *fm_gemm_kernel_select_##S(void);
 
 FM_GEMM_DECLARE_KERNEL(float, f32)
 FM_GEMM_DECLARE_KERNEL(double, f64)

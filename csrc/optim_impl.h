@@ -192,9 +192,11 @@ FM_CLONES static void FM_FN(optim_range)(int kind, const FM_FN(optim_scalars) *c
     }
 }
 
-int FM_FN(fm_optim_step)(int64_t n, const T *grad, T *param, fm_optim *opt, int n_threads) {
+int FM_FN(fm_optim_step)(int64_t n, T *grad, T *param, fm_optim *opt, int n_threads) {
     if (!opt || n < 0 || opt->kind < 0 || opt->kind >= FM_OPT_COUNT_) return FM_ERR_ARG;
     const int kind = opt->kind;
+    if (opt->clip_value > 0 || opt->clip_norm > 0)
+        FM_FN(fm_clip_grad)(n, grad, opt->clip_value, opt->clip_norm, NULL, n_threads);
     if (kind == FM_OPT_SGD && opt->dampening == 0.0) {
         int status = FM_FN(fm_sgd_step)(n, grad, param, (T *)opt->state[0], opt->lr, opt->momentum,
                                         opt->weight_decay, opt->nesterov, n_threads);

@@ -85,3 +85,21 @@ def test_wine_quality_mlp_regression():
     # MLPRegressor R^2 0.337 on its split; Cortez et al.: NN ~59% within 0.5.
     assert r2(pred, y_test) >= 0.35
     assert np.mean(np.abs(pred - y_test) < 0.5) >= 0.56
+
+
+def test_mnist_784_256_256_10_adam_reaches_98_percent():
+    from data_paths import DATA
+    require("mnist/train-images-idx3-ubyte.gz")
+    X, y = fm.datasets.load_mnist(DATA / "mnist", "train")
+    X_test, y_test = fm.datasets.load_mnist(DATA / "mnist", "test")
+    model = fm.Sequential([fm.Dense(256, "relu"), fm.Dense(256, "relu"), fm.Dense(10)],
+                          input_dim=784, seed=0)
+    optimizer = fm.Adam(lr=1e-3)
+    model.compile("softmax_cross_entropy", optimizer)
+    for epoch in range(8):
+        if epoch >= 4:
+            optimizer.lr *= 0.6  # step decay once the fast phase is over
+        model.fit(X, y, epochs=1, batch_size=128)
+    acc = accuracy(model, X_test, y_test)
+    # seeds 0 and 1 gave 98.25% and 98.22% here (LeCun's table: 1.6% error for 800 HU + CE)
+    assert acc >= 0.98, acc

@@ -203,6 +203,50 @@ int fm_sgd_step_f32(int64_t n, const float *grad, float *param, float *velocity,
 int fm_sgd_step_f64(int64_t n, const double *grad, double *param, double *velocity,
                     double lr, double momentum, double weight_decay, int nesterov, int n_threads);
 
+/* ---- regularisation ---- */
+/* Inverted dropout: keep x_ij with probability 1 - rate, scaled by 1/(1 - rate). The draw for
+ * element (i, j) is uniform(seed, stream, i*cols + j), so masks never depend on threads.
+ * mask (rows x cols, contiguous) receives the factors 0 or 1/(1 - rate). */
+int fm_dropout_forward_f32(int64_t rows, int64_t cols, const float *x, int64_t rsx, float *mask,
+                           float *y, int64_t rsy, double rate, uint64_t seed, uint64_t stream, int n_threads);
+int fm_dropout_forward_f64(int64_t rows, int64_t cols, const double *x, int64_t rsx, double *mask,
+                           double *y, int64_t rsy, double rate, uint64_t seed, uint64_t stream, int n_threads);
+/* out = a * b elementwise (dropout's backward: dx = dy * mask). */
+int fm_mul_f32(int64_t rows, int64_t cols, const float *a, int64_t rsa, const float *b, int64_t rsb,
+               float *out, int64_t rso, int n_threads);
+int fm_mul_f64(int64_t rows, int64_t cols, const double *a, int64_t rsa, const double *b, int64_t rsb,
+               double *out, int64_t rso, int n_threads);
+/* y = x + stddev * N(0, 1), the normal drawn by Box-Muller from counters 2(i*cols+j) and +1. */
+int fm_gaussian_noise_f32(int64_t rows, int64_t cols, const float *x, int64_t rsx, float *y, int64_t rsy,
+                          double stddev, uint64_t seed, uint64_t stream, int n_threads);
+int fm_gaussian_noise_f64(int64_t rows, int64_t cols, const double *x, int64_t rsx, double *y, int64_t rsy,
+                          double stddev, uint64_t seed, uint64_t stream, int n_threads);
+/* Activity penalty on a layer's outputs, per sample: value = (l1 sum|y| + l2/2 sum y^2) / rows;
+ * dy (if not NULL) += its gradient (l1 sign(y) + l2 y) / rows. */
+int fm_activity_penalty_f32(int64_t rows, int64_t cols, const float *y, int64_t rsy, float *dy,
+                            int64_t rsdy, double *value, double l1, double l2);
+int fm_activity_penalty_f64(int64_t rows, int64_t cols, const double *y, int64_t rsy, double *dy,
+                            int64_t rsdy, double *value, double l1, double l2);
+/* Maxout (Goodfellow et al. 2013): y_iu = max_p z_i(u*pieces + p); the gradient goes to the first
+ * maximal piece. */
+int fm_maxout_forward_f32(int64_t rows, int64_t units, int64_t pieces, const float *z, int64_t rsz,
+                          float *y, int64_t rsy, int n_threads);
+int fm_maxout_forward_f64(int64_t rows, int64_t units, int64_t pieces, const double *z, int64_t rsz,
+                          double *y, int64_t rsy, int n_threads);
+int fm_maxout_backward_f32(int64_t rows, int64_t units, int64_t pieces, const float *z, int64_t rsz,
+                           const float *dy, int64_t rsdy, float *dz, int64_t rsdz, int n_threads);
+int fm_maxout_backward_f64(int64_t rows, int64_t units, int64_t pieces, const double *z, int64_t rsz,
+                           const double *dy, int64_t rsdy, double *dz, int64_t rsdz, int n_threads);
+/* Max-norm constraint on W (n_in x n_out): a column (one unit's incoming weights) whose L2 norm
+ * exceeds max_norm is scaled to max_norm. */
+int fm_max_norm_f32(int64_t n_in, int64_t n_out, float *w, double max_norm, int n_threads);
+int fm_max_norm_f64(int64_t n_in, int64_t n_out, double *w, double max_norm, int n_threads);
+/* Gradient clipping: first each element to [-clip_value, clip_value] (if clip_value > 0), then
+ * the whole vector scaled by clip_norm / (norm + 1e-6) if its L2 norm exceeds clip_norm (if > 0),
+ * as torch.nn.utils.clip_grad_norm_. norm_out (may be NULL) receives the norm before scaling. */
+int fm_clip_grad_f32(int64_t n, float *g, double clip_value, double clip_norm, double *norm_out, int n_threads);
+int fm_clip_grad_f64(int64_t n, double *g, double clip_value, double clip_norm, double *norm_out, int n_threads);
+
 /* ---- optimizers as one dispatchable object (used by the engine and the Python layer path) ----
  * Formulas are torch.optim's (same hyperparameter names and defaults in the Python classes), with
  * g = grad + weight_decay * p unless noted, t = step + 1, and state[] caller-owned vectors of n
@@ -229,7 +273,9 @@ int fm_sgd_step_f64(int64_t n, const double *grad, double *param, double *veloci
  * RPROP     iRprop- (Igel & Huesken 2000): state[0] previous gradient, state[1] step sizes
  *           (init lr). s = sign(g*prev); step *= s>0 ? eta_plus : s<0 ? eta_minus : 1, clamped to
  *           [step_min, step_max]; where s<0 the gradient is taken as 0; p -= sign(g)*step; prev = g.
- *           No weight decay. */
+ *           No weight decay.
+ * Before any rule, the gradient is clipped in place (fm_clip_grad) when clip_value or clip_norm
+ * is positive. */
 enum fm_optim_kind {
     FM_OPT_SGD = 0,
     FM_OPT_ADAGRAD = 1,
@@ -258,12 +304,13 @@ typedef struct fm_optim {
     double momentum_decay; /* NADAM */
     double mu_product;     /* NADAM scalar state */
     double eta_minus, eta_plus, step_min, step_max; /* RPROP */
+    double clip_value, clip_norm;                   /* 0: off */
     int64_t step;
     void *state[4];
 } fm_optim;
 
-int fm_optim_step_f32(int64_t n, const float *grad, float *param, fm_optim *opt, int n_threads);
-int fm_optim_step_f64(int64_t n, const double *grad, double *param, fm_optim *opt, int n_threads);
+int fm_optim_step_f32(int64_t n, float *grad, float *param, fm_optim *opt, int n_threads);
+int fm_optim_step_f64(int64_t n, double *grad, double *param, fm_optim *opt, int n_threads);
 
 /* ---- the network engine: a plan of layers over flat buffers; whole epochs and inference in
  * one call each, with a caller-owned workspace (nothing is allocated per step) ---- */
@@ -271,6 +318,10 @@ enum fm_layer_kind {
     FM_LAYER_DENSE = 0,       /* y = act(x W + b): W at w_offset (n_in x n_out), b at b_offset or -1 */
     FM_LAYER_ACTIVATION = 1,  /* y = act(x), n_in == n_out */
     FM_LAYER_PRELU = 2,       /* y = x > 0 ? x : slope_j x, slopes at w_offset */
+    FM_LAYER_DROPOUT = 3,     /* training: inverted dropout with rate act_param, masks from seed */
+    FM_LAYER_NOISE = 4,       /* training: y = x + act_param * N(0, 1), from seed */
+    FM_LAYER_ACTIVITY = 5,    /* y = x; adds the activity penalty l1, l2 on x to the loss */
+    FM_LAYER_MAXOUT = 6,      /* y_u = max over `pieces` of (x W + b): W n_in x n_out*pieces */
     FM_LAYER_COUNT_
 };
 
@@ -281,7 +332,10 @@ typedef struct fm_layer {
     int64_t n_in, n_out;
     int64_t w_offset;     /* element offsets into the flat params / grads */
     int64_t b_offset;
-    double l1, l2;        /* DENSE: penalties on W (value l1 sum|W| + l2/2 sum W^2) */
+    double l1, l2;        /* DENSE, MAXOUT: penalties on W (l1 sum|W| + l2/2 sum W^2); ACTIVITY */
+    double max_norm;      /* DENSE, MAXOUT: max-norm constraint after each update (0: off) */
+    int64_t pieces;       /* MAXOUT */
+    uint64_t seed;        /* DROPOUT, NOISE: random stream key; the optimizer step is the stream */
 } fm_layer;
 
 /* How the loss meets the last layer: NONE, the loss reads the last output; DENSE, the last Dense

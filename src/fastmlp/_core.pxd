@@ -82,10 +82,11 @@ cdef extern from "fastmlp.h" nogil:
         double momentum_decay
         double mu_product
         double eta_minus, eta_plus, step_min, step_max
+        double clip_value, clip_norm
         int64_t step
         void *state[4]
-    int fm_optim_step_f32(int64_t n, const float *grad, float *param, fm_optim *opt, int n_threads)
-    int fm_optim_step_f64(int64_t n, const double *grad, double *param, fm_optim *opt, int n_threads)
+    int fm_optim_step_f32(int64_t n, float *grad, float *param, fm_optim *opt, int n_threads)
+    int fm_optim_step_f64(int64_t n, double *grad, double *param, fm_optim *opt, int n_threads)
 
     ctypedef struct fm_layer:
         int kind
@@ -94,6 +95,9 @@ cdef extern from "fastmlp.h" nogil:
         int64_t n_in, n_out
         int64_t w_offset, b_offset
         double l1, l2
+        double max_norm
+        int64_t pieces
+        uint64_t seed
     ctypedef struct fm_net:
         int n_layers
         const fm_layer *layers
@@ -120,6 +124,35 @@ cdef extern from "fastmlp.h" nogil:
     int fm_net_predict_f64(const fm_net *net, int64_t n, const double *x, int64_t rsx, int64_t csx,
                            const double *params, double *out, int64_t ldo, int raw, int64_t chunk,
                            void *workspace, size_t workspace_size, int n_threads)
+
+    int fm_dropout_forward_f32(int64_t rows, int64_t cols, const float *x, int64_t rsx, float *mask,
+                               float *y, int64_t rsy, double rate, uint64_t seed, uint64_t stream, int n_threads)
+    int fm_dropout_forward_f64(int64_t rows, int64_t cols, const double *x, int64_t rsx, double *mask,
+                               double *y, int64_t rsy, double rate, uint64_t seed, uint64_t stream, int n_threads)
+    int fm_mul_f32(int64_t rows, int64_t cols, const float *a, int64_t rsa, const float *b, int64_t rsb,
+                   float *out, int64_t rso, int n_threads)
+    int fm_mul_f64(int64_t rows, int64_t cols, const double *a, int64_t rsa, const double *b, int64_t rsb,
+                   double *out, int64_t rso, int n_threads)
+    int fm_gaussian_noise_f32(int64_t rows, int64_t cols, const float *x, int64_t rsx, float *y, int64_t rsy,
+                              double stddev, uint64_t seed, uint64_t stream, int n_threads)
+    int fm_gaussian_noise_f64(int64_t rows, int64_t cols, const double *x, int64_t rsx, double *y, int64_t rsy,
+                              double stddev, uint64_t seed, uint64_t stream, int n_threads)
+    int fm_activity_penalty_f32(int64_t rows, int64_t cols, const float *y, int64_t rsy, float *dy,
+                                int64_t rsdy, double *value, double l1, double l2)
+    int fm_activity_penalty_f64(int64_t rows, int64_t cols, const double *y, int64_t rsy, double *dy,
+                                int64_t rsdy, double *value, double l1, double l2)
+    int fm_maxout_forward_f32(int64_t rows, int64_t units, int64_t pieces, const float *z, int64_t rsz,
+                              float *y, int64_t rsy, int n_threads)
+    int fm_maxout_forward_f64(int64_t rows, int64_t units, int64_t pieces, const double *z, int64_t rsz,
+                              double *y, int64_t rsy, int n_threads)
+    int fm_maxout_backward_f32(int64_t rows, int64_t units, int64_t pieces, const float *z, int64_t rsz,
+                               const float *dy, int64_t rsdy, float *dz, int64_t rsdz, int n_threads)
+    int fm_maxout_backward_f64(int64_t rows, int64_t units, int64_t pieces, const double *z, int64_t rsz,
+                               const double *dy, int64_t rsdy, double *dz, int64_t rsdz, int n_threads)
+    int fm_max_norm_f32(int64_t n_in, int64_t n_out, float *w, double max_norm, int n_threads)
+    int fm_max_norm_f64(int64_t n_in, int64_t n_out, double *w, double max_norm, int n_threads)
+    int fm_clip_grad_f32(int64_t n, float *g, double clip_value, double clip_norm, double *norm_out, int n_threads)
+    int fm_clip_grad_f64(int64_t n, double *g, double clip_value, double clip_norm, double *norm_out, int n_threads)
 
     uint64_t fm_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter)
     int fm_rng_permutation(int64_t n, int64_t *out, uint64_t seed, uint64_t stream)

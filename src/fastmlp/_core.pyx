@@ -17,7 +17,8 @@ ACTIVATIONS = {
 }
 OPTIMIZERS = {"sgd": 0, "adagrad": 1, "adadelta": 2, "rmsprop": 3, "adam": 4, "adamw": 5,
               "adamax": 6, "nadam": 7, "rprop": 8}
-LAYERS = {"dense": 0, "activation": 1, "prelu": 2}
+LAYERS = {"dense": 0, "activation": 1, "prelu": 2, "dropout": 3, "noise": 4, "activity": 5,
+          "maxout": 6}
 FUSED = {None: 0, "dense": 1, "activation": 2}
 LOSSES = {
     "mse": 0, "bce_logits": 1, "softmax_ce": 2, "softmax_ce_labels": 3, "perceptron": 4, "hinge": 5,
@@ -312,6 +313,124 @@ def sgd_step(const floating[::1] grad, floating[::1] param, floating[::1] veloci
     _check(status)
 
 
+def dropout_forward(const floating[:, ::1] x, floating[:, ::1] mask, floating[:, ::1] y,
+                    double rate, uint64_t seed, uint64_t stream, int n_threads=1):
+    """Inverted dropout: y = x * mask with mask 0 or 1/(1-rate), drawn from (seed, stream)."""
+    _same_shape("dropout_forward", (x.shape[0], x.shape[1]), (y.shape[0], y.shape[1]))
+    _same_shape("dropout_forward", (x.shape[0], x.shape[1]), (mask.shape[0], mask.shape[1]))
+    cdef Py_ssize_t sz = sizeof(floating)
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_dropout_forward_f32(x.shape[0], x.shape[1], &x[0, 0], x.shape[1], &mask[0, 0],
+                                            &y[0, 0], y.shape[1], rate, seed, stream, n_threads)
+        else:
+            status = fm_dropout_forward_f64(x.shape[0], x.shape[1], &x[0, 0], x.shape[1], &mask[0, 0],
+                                            &y[0, 0], y.shape[1], rate, seed, stream, n_threads)
+    _check(status)
+
+
+def mul(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] out, int n_threads=1):
+    _same_shape("mul", (a.shape[0], a.shape[1]), (b.shape[0], b.shape[1]))
+    _same_shape("mul", (a.shape[0], a.shape[1]), (out.shape[0], out.shape[1]))
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_mul_f32(a.shape[0], a.shape[1], &a[0, 0], a.shape[1], &b[0, 0], b.shape[1],
+                                &out[0, 0], out.shape[1], n_threads)
+        else:
+            status = fm_mul_f64(a.shape[0], a.shape[1], &a[0, 0], a.shape[1], &b[0, 0], b.shape[1],
+                                &out[0, 0], out.shape[1], n_threads)
+    _check(status)
+
+
+def gaussian_noise(const floating[:, ::1] x, floating[:, ::1] y, double stddev, uint64_t seed,
+                   uint64_t stream, int n_threads=1):
+    _same_shape("gaussian_noise", (x.shape[0], x.shape[1]), (y.shape[0], y.shape[1]))
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_gaussian_noise_f32(x.shape[0], x.shape[1], &x[0, 0], x.shape[1], &y[0, 0],
+                                           y.shape[1], stddev, seed, stream, n_threads)
+        else:
+            status = fm_gaussian_noise_f64(x.shape[0], x.shape[1], &x[0, 0], x.shape[1], &y[0, 0],
+                                           y.shape[1], stddev, seed, stream, n_threads)
+    _check(status)
+
+
+def activity_penalty(const floating[:, ::1] y, floating[:, ::1] dy, double l1, double l2):
+    """(l1 sum|y| + l2/2 sum y^2) / rows; adds its gradient to dy unless dy is None."""
+    cdef floating *dp = NULL
+    if dy is not None:
+        _same_shape("activity_penalty", (y.shape[0], y.shape[1]), (dy.shape[0], dy.shape[1]))
+        dp = &dy[0, 0]
+    cdef double value = 0.0
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_activity_penalty_f32(y.shape[0], y.shape[1], &y[0, 0], y.shape[1], dp,
+                                             y.shape[1], &value, l1, l2)
+        else:
+            status = fm_activity_penalty_f64(y.shape[0], y.shape[1], &y[0, 0], y.shape[1], dp,
+                                             y.shape[1], &value, l1, l2)
+    _check(status)
+    return value
+
+
+def maxout_forward(const floating[:, ::1] z, floating[:, ::1] y, int64_t pieces, int n_threads=1):
+    if pieces < 1 or z.shape[1] != y.shape[1] * pieces or z.shape[0] != y.shape[0]:
+        raise ValueError("maxout_forward: z must be (rows, units * pieces) for y (rows, units)")
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_maxout_forward_f32(z.shape[0], y.shape[1], pieces, &z[0, 0], z.shape[1],
+                                           &y[0, 0], y.shape[1], n_threads)
+        else:
+            status = fm_maxout_forward_f64(z.shape[0], y.shape[1], pieces, &z[0, 0], z.shape[1],
+                                           &y[0, 0], y.shape[1], n_threads)
+    _check(status)
+
+
+def maxout_backward(const floating[:, ::1] z, const floating[:, ::1] dy, floating[:, ::1] dz,
+                    int64_t pieces, int n_threads=1):
+    if (pieces < 1 or z.shape[1] != dy.shape[1] * pieces or z.shape[0] != dy.shape[0]
+            or dz.shape[0] != z.shape[0] or dz.shape[1] != z.shape[1]):
+        raise ValueError("maxout_backward: z, dz must be (rows, units * pieces), dy (rows, units)")
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_maxout_backward_f32(z.shape[0], dy.shape[1], pieces, &z[0, 0], z.shape[1],
+                                            &dy[0, 0], dy.shape[1], &dz[0, 0], dz.shape[1], n_threads)
+        else:
+            status = fm_maxout_backward_f64(z.shape[0], dy.shape[1], pieces, &z[0, 0], z.shape[1],
+                                            &dy[0, 0], dy.shape[1], &dz[0, 0], dz.shape[1], n_threads)
+    _check(status)
+
+
+def max_norm(floating[:, ::1] w, double max_norm, int n_threads=1):
+    """Scale each column of w whose L2 norm exceeds max_norm down to max_norm (in place)."""
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_max_norm_f32(w.shape[0], w.shape[1], &w[0, 0], max_norm, n_threads)
+        else:
+            status = fm_max_norm_f64(w.shape[0], w.shape[1], &w[0, 0], max_norm, n_threads)
+    _check(status)
+
+
+def clip_grad(floating[::1] g, double clip_value=0.0, double clip_norm=0.0, int n_threads=1):
+    """Clip g in place by value, then by global norm; returns the norm before norm clipping."""
+    cdef double norm = 0.0
+    cdef int status
+    with nogil:
+        if floating is float:
+            status = fm_clip_grad_f32(g.shape[0], &g[0], clip_value, clip_norm, &norm, n_threads)
+        else:
+            status = fm_clip_grad_f64(g.shape[0], &g[0], clip_value, clip_norm, &norm, n_threads)
+    _check(status)
+    return norm
+
+
 def permutation(int64_t n, uint64_t seed, uint64_t stream=0):
     """A random permutation of range(n) from the counter-based generator."""
     out = np.empty(n, dtype=np.int64)
@@ -348,6 +467,8 @@ cdef int _fill_optim(fm_optim *opt, dict hyper, list state, int64_t step, Py_ssi
     opt.eta_plus = hyper.get("eta_plus", 1.2)
     opt.step_min = hyper.get("step_min", 1e-6)
     opt.step_max = hyper.get("step_max", 50.0)
+    opt.clip_value = hyper.get("clip_value", 0.0)
+    opt.clip_norm = hyper.get("clip_norm", 0.0)
     opt.step = step
     cdef int i
     for i in range(4):
@@ -364,10 +485,11 @@ cdef int _fill_optim(fm_optim *opt, dict hyper, list state, int64_t step, Py_ssi
     return 0
 
 
-def optim_step(const floating[::1] grad, floating[::1] param, dict hyper, list state,
+def optim_step(floating[::1] grad, floating[::1] param, dict hyper, list state,
                int64_t step, int n_threads=1):
-    """One update of param by the optimizer described by hyper (with its state vectors).
-    Returns the new step count and NAdam's running product of momentum coefficients."""
+    """One update of param by the optimizer described by hyper (with its state vectors); grad is
+    clipped in place first if the hyperparameters ask for it. Returns the new step count and
+    NAdam's running product of momentum coefficients."""
     if grad.shape[0] != param.shape[0]:
         raise ValueError("optim_step: grad and param must have the same length")
     cdef fm_optim opt
@@ -408,6 +530,9 @@ cdef class NetPlan:
             self.layers[i].b_offset = d.get("b_offset", -1)
             self.layers[i].l1 = d.get("l1", 0.0)
             self.layers[i].l2 = d.get("l2", 0.0)
+            self.layers[i].max_norm = d.get("max_norm", 0.0) or 0.0
+            self.layers[i].pieces = d.get("pieces", 1)
+            self.layers[i].seed = d.get("seed", 0)
         self.net.n_layers = self.n_layers
         self.net.layers = self.layers
         self.net.loss = loss

@@ -70,13 +70,20 @@ class Layer:
         """Value of this layer's regularisation terms; adds their gradient to `grads`."""
         return 0.0
 
+    def accumulate_shared_grads(self):
+        """Add gradients of parameters shared with another layer to their owner (after the
+        whole backward pass, before penalties)."""
+
+    def apply_constraints(self):
+        """Project the parameters back onto their constraint set (after each update)."""
+
     def infer(self, x):
         """Forward pass that stores nothing (safe to call from several threads at once)."""
         raise NotImplementedError
 
     def __getstate__(self):
         # The forward caches are scratch, not state: never pickle them.
-        return {k: v for k, v in self.__dict__.items() if k not in ("_x", "_z", "_y")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_x", "_z", "_y", "_mask")}
 
     # ---- helpers for subclasses ----
     def _check_input(self, x):

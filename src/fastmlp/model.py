@@ -1,6 +1,6 @@
 """Sequential: a stack of layers over one flat parameter buffer, trained by mini-batch SGD."""
+import copy
 import numbers
-import sys
 import time
 
 import numpy as np
@@ -11,29 +11,72 @@ from ._layer import Layer
 from ._validation import (check_array, check_consistent_length, check_positive_int,
                           check_sample_weight, resolve_dtype)
 from .activations import Activation
-from .layers import Dense, PReLU
+from .layers import (ActivityRegularization, Dense, Dropout, GaussianNoise, Maxout, PReLU,
+                     _RandomLayer)
 from .losses import get_loss
 from .optimizers import get_optimizer
+from . import callbacks as _callbacks
+from .callbacks import History  # fit's return type (also fastmlp.History)
+from .metrics import get_metrics
 
 
-class History:
-    """Per-epoch logs of `fit`: ``history.history["loss"]``, ``["val_loss"]``, ``["time"]``."""
+def _split_validation(X, y, sample_weight, fraction, dtype, n_features):
+    """Keras' validation_split: the last `fraction` of the samples, taken before shuffling."""
+    if (isinstance(fraction, bool) or not isinstance(fraction, numbers.Real)
+            or not 0 < fraction < 1):
+        raise ValueError(f"validation_split must be a number in (0, 1), got {fraction!r}")
+    X = check_array(X, dtype, n_features=n_features, owner="Sequential")
+    if y is None:
+        raise ValueError("y is required: pass the targets that go with X.")
+    y = np.asarray(y)
+    check_consistent_length(X, y)
+    n = len(X)
+    split_at = int(n * (1.0 - fraction))
+    if split_at == 0 or split_at == n:
+        raise ValueError(f"validation_split={fraction} leaves {split_at} training and "
+                         f"{n - split_at} validation samples out of {n}; both need at least one.")
+    sw_train = sw_val = sample_weight
+    if sample_weight is not None and not isinstance(sample_weight, numbers.Number):
+        sw = np.asarray(sample_weight)
+        if sw.ndim != 1 or len(sw) != n:
+            raise ValueError(f"sample_weight.shape == {sw.shape}, expected ({n},)!")
+        sw_train, sw_val = sw[:split_at], sw[split_at:]
+    return X[:split_at], y[:split_at], sw_train, (X[split_at:], y[split_at:], sw_val)
 
-    def __init__(self):
-        self.history = {}
-        self.epoch = []
 
-    def append(self, epoch, logs):
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-    def __getitem__(self, key):
-        return self.history[key]
-
-    def __repr__(self):
-        keys = ", ".join(self.history)
-        return f"History(epochs={len(self.epoch)}, keys=[{keys}])"
+def _class_sample_weight(y, class_weight, link):
+    """Per-sample weights from class_weight: a dict {class label: weight} (classes not in it
+    weigh 1) or "balanced", n_samples / (n_classes * count of the sample's class), as sklearn's
+    compute_class_weight. Labels are y itself, or the argmax of one-hot rows."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        if link in ("sigmoid", "sign"):
+            raise ValueError("class_weight needs one class per sample; with several "
+                             f"{link} outputs (multi-label targets) pass sample_weight instead.")
+        labels = y.argmax(axis=1)
+    else:
+        labels = y.reshape(-1)
+        if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
+            raise ValueError("class_weight needs class labels, but y holds non-integer values; "
+                             "for regression targets pass sample_weight instead.")
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be a dict or 'balanced', got {class_weight!r}")
+        classes, inverse = np.unique(labels, return_inverse=True)
+        weights = len(labels) / (len(classes) * np.bincount(inverse.reshape(-1)))
+        return weights[inverse.reshape(-1)]
+    if not isinstance(class_weight, dict):
+        raise ValueError(f"class_weight must be a dict {{class: weight}} or 'balanced', "
+                         f"got {type(class_weight).__name__}")
+    out = np.ones(len(labels))
+    for cls, w in class_weight.items():
+        if isinstance(cls, (bool, str)) or not isinstance(cls, (numbers.Real, np.generic)):
+            raise ValueError(f"class_weight keys must be class labels (numbers), got {cls!r}")
+        if (isinstance(w, bool) or not isinstance(w, (numbers.Real, np.generic))
+                or not np.isfinite(w) or w < 0):
+            raise ValueError(f"class_weight[{cls!r}] must be a finite number >= 0, got {w!r}")
+        out[labels == cls] = float(w)
+    return out
 
 
 class Sequential:
@@ -106,9 +149,12 @@ class Sequential:
         self._widths = [int(w) for w in widths[:-1]]
         self._bind_views()
         rng = np.random.default_rng(self.seed)
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             if layer.param_shapes(layer.input_dim):
                 layer.init_params(rng)
+            if isinstance(layer, _RandomLayer):
+                layer._key = (layer.seed if layer.seed is not None
+                              else int(_core.rng_u64(self.seed, 0x5EED, i) >> 1))
         self.input_dim = input_dim
         self.output_dim = widths[-1]
         if self.optimizer is not None:
@@ -184,10 +230,13 @@ class Sequential:
             view[...] = w
 
     # ---- configuration ----
-    def compile(self, loss="mse", optimizer=None):
-        """Choose the loss (name or Loss) and optimizer (default SGD(lr=0.01))."""
+    def compile(self, loss="mse", optimizer=None, metrics=None):
+        """Choose the loss (name or Loss), optimizer (default SGD(lr=0.01)) and metrics (names
+        such as "accuracy", "top_5_accuracy", "mse", "mae", "r2", Metric objects or functions
+        f(y_true, y_pred); see fastmlp.metrics), reported by fit and evaluate."""
         self.loss = get_loss(loss)
         self.optimizer = get_optimizer(optimizer)
+        self.metrics = get_metrics(metrics, self.loss)
         if self.built:
             self.optimizer.setup(self.n_params, self.dtype)
         self._fused = self._detect_fusion()
@@ -201,12 +250,12 @@ class Sequential:
         if link not in ("softmax", "sigmoid") or not self.layers:
             return None
         last = self.layers[-1]
-        act = last.activation if isinstance(last, Dense) else last
+        act = getattr(last, "activation", last)  # a Dense-like layer's fused activation
         if not isinstance(act, Activation) or act.name != link:
             return None
         if link == "sigmoid" and act.param != 1.0:
             return None
-        return "dense" if isinstance(last, Dense) else "activation"
+        return "activation" if act is last else "dense"
 
     def _require_compiled(self):
         if self.loss is None:
@@ -222,12 +271,24 @@ class Sequential:
             return {"kind": "dense", "act": act.kind, "act_param": act.param, "n_in": n_in,
                     "n_out": n_out, "w_offset": offsets[0],
                     "b_offset": offsets[1] if layer.use_bias else -1,
-                    "l1": layer.l1, "l2": layer.l2}
+                    "l1": layer.l1, "l2": layer.l2, "max_norm": layer.max_norm}
         if isinstance(layer, Activation) and type(layer).forward is Activation.forward:
             return {"kind": "activation", "act": layer.kind, "act_param": layer.param,
                     "n_in": n_in, "n_out": n_out}
         if type(layer) is PReLU:
             return {"kind": "prelu", "n_in": n_in, "n_out": n_out, "w_offset": offsets[0]}
+        if type(layer) is Dropout:
+            return {"kind": "dropout", "act_param": layer.rate, "seed": layer._key,
+                    "n_in": n_in, "n_out": n_out}
+        if type(layer) is GaussianNoise:
+            return {"kind": "noise", "act_param": layer.stddev, "seed": layer._key,
+                    "n_in": n_in, "n_out": n_out}
+        if type(layer) is ActivityRegularization:
+            return {"kind": "activity", "l1": layer.l1, "l2": layer.l2, "n_in": n_in, "n_out": n_out}
+        if type(layer) is Maxout:
+            return {"kind": "maxout", "n_in": n_in, "n_out": n_out, "pieces": layer.pieces,
+                    "w_offset": offsets[0], "b_offset": offsets[1] if layer.use_bias else -1,
+                    "l1": layer.l1, "l2": layer.l2, "max_norm": layer.max_norm}
         return None
 
     def _plan(self, labelled=False):
@@ -262,6 +323,10 @@ class Sequential:
 
     def _forward_logits(self, X):
         layers = self.layers[:-1] if self._fused == "activation" else self.layers
+        stream = self.optimizer.iterations if self.optimizer is not None else 0
+        for layer in layers:
+            if isinstance(layer, _RandomLayer):
+                layer._stream = stream  # the engine draws from the same (key, step) streams
         x = X
         for layer in layers:
             x = layer.forward(x, training=True)
@@ -279,7 +344,7 @@ class Sequential:
             layers = layers[:-1]
         for i in range(len(layers) - 1, -1, -1):
             layer = layers[i]
-            if isinstance(layer, Dense):
+            if isinstance(layer, (Dense, Maxout)):
                 g = layer.backward(g, need_input_grad=i > 0)
             else:
                 g = layer.backward(g)
@@ -289,6 +354,8 @@ class Sequential:
         logits = self._forward_logits(X)
         value, g = self.loss(logits, targets, sample_weight, True, self._threads())
         self._backward_logits(g)
+        for layer in self.layers:
+            layer.accumulate_shared_grads()
         for layer in self.layers:
             value += layer.penalty(add_gradient=True)
         return value
@@ -325,55 +392,140 @@ class Sequential:
                 "or a loss that matches the targets."
             )
         self.optimizer.step(self._params, self._grads, self._threads())
+        for layer in self.layers:
+            layer.apply_constraints()
         return value
 
     # ---- training ----
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, verbose=0, sample_weight=None,
-            validation_data=None):
+            validation_data=None, validation_split=0.0, class_weight=None, callbacks=None,
+            lr_schedule=None, metrics_on_train=True):
         """Mini-batch gradient descent: batch_size=1 is online SGD, None is full-batch GD.
 
         Each epoch visits every sample once, in an order drawn from the model's seed (the same
-        for any thread count). Returns a History with per-epoch "loss", "time" and, with
-        validation_data=(X_val, y_val), "val_loss"."""
-        X, targets, sw = self._prepare(X, y, sample_weight)
+        for any thread count). The compiled engine runs a whole epoch per call, so everything
+        below acts between epochs.
+
+        Parameters
+        ----------
+        sample_weight : array (n_samples,) or number; weights every loss (weighted mean).
+        validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val).
+        validation_split : float in (0, 1); the last fraction of X, y (and sample_weight),
+            taken before shuffling, is held out as validation data (as Keras). Not together
+            with validation_data.
+        class_weight : {class label: weight} (absent classes weigh 1) or "balanced"
+            (n_samples / (n_classes * count of the class), computed on the training part).
+            Multiplies sample_weight; affects the training loss only, not validation.
+        callbacks : list of fastmlp Callback (EarlyStopping, ModelCheckpoint, ...).
+        lr_schedule : a fastmlp.schedules schedule, a function f(epoch) or f(epoch, lr), or a
+            ReduceLROnPlateau; shortcut for callbacks=[LearningRateScheduler(lr_schedule)].
+        verbose : 0 silent, 1 a progress bar over epochs (tqdm if installed, else one line per
+            epoch), 2 one line per epoch.
+        metrics_on_train : compute the compiled metrics on the training data after each
+            epoch (one predict pass over X); False skips them (validation metrics remain).
+
+        Returns a History: per epoch "loss" (mean over the epoch's batches, the weights moving),
+        the compiled metrics on the training data at the end of the epoch ("accuracy", ...),
+        with validation data "val_loss" and "val_<metric>", "lr" (the rate the epoch trained
+        with) and "time" (seconds). A non-finite loss raises FloatingPointError (finite weights
+        kept) unless a TerminateOnNaN callback is given: then training stops quietly and the
+        epoch is logged with loss NaN.
+        """
         epochs = check_positive_int(epochs, "epochs")
+        if validation_split:
+            if validation_data is not None:
+                raise ValueError("Give either validation_data or validation_split, not both.")
+            X, y, sample_weight, validation_data = _split_validation(
+                X, y, sample_weight, validation_split, self.dtype, self.input_dim)
+        X, targets, sw = self._prepare(X, y, sample_weight)
+        if class_weight is not None:
+            cw = _class_sample_weight(y, class_weight, self.loss.link).astype(self.dtype)
+            sw = cw if sw is None else np.ascontiguousarray(sw * cw, dtype=self.dtype)
         n = X.shape[0]
         batch_size = n if batch_size is None else min(check_positive_int(batch_size, "batch_size"), n)
+        validation = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight)")
-        plan = self._plan(labelled="labels" in targets) if self._use_engine else None
-        if plan is not None:
-            nt = self._threads()
-            workspace = np.empty(plan.workspace_size(self.dtype, batch_size, True, nt), np.uint8)
+            val_sw = validation_data[2] if len(validation_data) == 3 else None
+            validation = self._prepare(validation_data[0], validation_data[1], val_sw)
+        metrics = list(getattr(self, "metrics", None) or [])
+        names = [m.name for m in metrics]
+        log_keys = ["loss"] + (names if metrics_on_train else [])
+        if validation is not None:
+            log_keys += ["val_loss"] + [f"val_{name}" for name in names]
+
+        user = list(callbacks or [])
+        if lr_schedule is not None:
+            if not isinstance(lr_schedule, _callbacks.Callback):
+                lr_schedule = _callbacks.LearningRateScheduler(lr_schedule)
+            user.insert(0, lr_schedule)
         history = History()
+        extra = [history]
+        if verbose:
+            extra.append(_callbacks.ProgressBar(use_tqdm=None if verbose == 1 else False))
+        params = {"epochs": epochs, "initial_epoch": self._epochs_done, "batch_size": batch_size,
+                  "samples": n, "verbose": verbose, "metrics": log_keys + ["lr", "time"]}
+        hooks = _callbacks.CallbackList(user + extra, self, params)
+        quiet_nan = any(isinstance(cb, _callbacks.TerminateOnNaN) for cb in user)
+
+        plan = self._plan(labelled="labels" in targets) if self._use_engine else None
+        workspace, nt = None, self._threads()  # fixed for the whole fit: the workspace fits nt
+        if plan is not None:
+            workspace = np.empty(plan.workspace_size(self.dtype, batch_size, True, nt), np.uint8)
+        self.stop_training = False
+        hooks.on_train_begin()
+        logs = {}
         for _ in range(epochs):
+            if self.stop_training:
+                break
             epoch = self._epochs_done
+            hooks.on_epoch_begin(epoch)
+            if self.stop_training:
+                break
+            lr = float(self.optimizer.lr)
             start = time.perf_counter()
-            snapshot = self._params.copy()
-            order = (_core.permutation(n, self.seed, epoch + 1) if shuffle
-                     else np.arange(n, dtype=np.int64))
-            if plan is not None:
-                opt = self.optimizer
-                finite, total, weight_total, _, step, mu_product = plan.train_epoch(
-                    X, targets.get("t"), targets.get("labels"), sw, order, batch_size,
-                    self._params, self._grads, opt._hyper(), opt._state_list(), opt.iterations,
-                    workspace, nt)
-                opt._advance(step, mu_product)
-                if not finite:
-                    self._non_finite(snapshot)
-            else:
-                total, weight_total = self._python_epoch(X, targets, sw, order, batch_size, snapshot)
+            try:
+                loss = self._train_epoch(X, targets, sw, plan, workspace, nt, batch_size, shuffle,
+                                         epoch)
+            except FloatingPointError:
+                if not quiet_nan:
+                    raise
+                loss = float("nan")
             self._epochs_done += 1
-            logs = {"loss": total / weight_total if weight_total else 0.0}
-            if validation_data is not None:
-                logs["val_loss"] = self.evaluate(*validation_data)
+            logs = dict.fromkeys(log_keys, float("nan"))
+            logs["loss"] = loss
+            if np.isfinite(loss):
+                if metrics and metrics_on_train:
+                    logs.update(self._evaluate_prepared(X, targets, None, metrics, with_loss=False))
+                if validation is not None:
+                    values = self._evaluate_prepared(*validation, metrics)
+                    logs.update({f"val_{k}": v for k, v in values.items()})
+            logs["lr"] = lr
             logs["time"] = time.perf_counter() - start
-            history.append(epoch, logs)
-            if verbose:
-                items = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if k != "time")
-                print(f"Epoch {epoch + 1}: {items} - {logs['time']:.3f}s", file=sys.stdout)
+            hooks.on_epoch_end(epoch, logs)
+        hooks.on_train_end(logs)
+        history.stopped_by = hooks.stopped_by
         return history
+
+    def _train_epoch(self, X, targets, sw, plan, workspace, nt, batch_size, shuffle, epoch):
+        """One pass over the data (engine or layer path); returns the mean loss."""
+        n = X.shape[0]
+        snapshot = self._params.copy()
+        order = (_core.permutation(n, self.seed, epoch + 1) if shuffle
+                 else np.arange(n, dtype=np.int64))
+        if plan is not None:
+            opt = self.optimizer
+            finite, total, weight_total, _, step, mu_product = plan.train_epoch(
+                X, targets.get("t"), targets.get("labels"), sw, order, batch_size,
+                self._params, self._grads, opt._kernel_hyper(), opt._state_list(), opt.iterations,
+                workspace, nt)
+            opt._advance(step, mu_product)
+            if not finite:
+                self._non_finite(snapshot)
+        else:
+            total, weight_total = self._python_epoch(X, targets, sw, order, batch_size, snapshot)
+        return total / weight_total if weight_total else 0.0
 
     def _python_epoch(self, X, targets, sw, order, batch_size, snapshot):
         """One epoch on the layer-by-layer path (models with custom Python layers)."""
@@ -463,21 +615,79 @@ class Sequential:
         return out
 
     def evaluate(self, X, y, sample_weight=None):
-        """Loss on (X, y) at the current weights, penalties included (as in fit's history)."""
+        """Loss on (X, y) at the current weights, penalties included (as in fit's history).
+
+        Returns the loss (a float) when the model was compiled without metrics, else a dict
+        ``{"loss": ..., "accuracy": ..., ...}`` with every compiled metric (metrics are
+        unweighted; sample_weight weights the loss)."""
         X, targets, sw = self._prepare(X, y, sample_weight)
-        value, _ = self.loss(self._infer_logits(X), targets, sw, False, self._threads())
-        for layer in self.layers:
-            value += layer.penalty(add_gradient=False)
-        return value
+        metrics = list(getattr(self, "metrics", None) or [])
+        result = self._evaluate_prepared(X, targets, sw, metrics)
+        return result if metrics else result["loss"]
+
+    def _evaluate_prepared(self, X, targets, sw, metrics, with_loss=True):
+        """{"loss": ..., metric name: ...} from one inference pass over prepared data."""
+        z = self._predict_engine(X, raw=True) if self._use_engine else None
+        if z is None:
+            z = self._infer_logits(X)
+        result = {}
+        if with_loss:
+            value, _ = self.loss(z, targets, sw, False, self._threads())
+            for layer in self.layers:
+                value += layer.penalty(add_gradient=False)
+            result["loss"] = value
+        if metrics:
+            link = self.loss.link
+            if link == "identity":
+                pred = z
+            else:
+                pred = np.empty_like(z)
+                _core.act_forward(z, pred, _core.ACTIVATIONS[link], 1.0, self._threads())
+            y_true = targets["labels"] if "labels" in targets else targets["t"]
+            for metric in metrics:
+                result[metric.name] = float(metric(y_true, pred))
+        return result
+
+    # ---- export ----
+    def save(self, path, metadata=None):
+        """Write the model (architecture, weights, loss, optimizer and its state) to `path` in
+        fastmlp's file format; ``fastmlp.load(path)`` reads it back. Atomic (a crash leaves the
+        old file or the new one), and loading runs no code from the file (no pickle).
+        `metadata`: an optional JSON-serialisable dict stored alongside. See fastmlp.io."""
+        from .io import save
+        return save(self, path, metadata=metadata)
+
+    def to_onnx(self, path=None, output="predict", opset=None):
+        """Export the inference graph to ONNX (needs the ``onnx`` package:
+        ``pip install 'fastmlp[onnx]'``). The graph's output is what ``predict`` returns
+        (output="predict", the loss's link applied) or ``predict_raw`` (output="raw"); its
+        input "X" is (batch, input_dim) in the model's dtype. Writes `path` if given; returns
+        the onnx.ModelProto. See fastmlp.onnx."""
+        from .onnx import to_onnx
+        return to_onnx(self, path, output=output, opset=opset)
 
     # ---- misc ----
     def __getstate__(self):
-        return dict(self.__dict__)
+        state = dict(self.__dict__)
+        if state.get("_params") is not None:
+            # Each layer's parameters are views of the flat vector and would be pickled again as
+            # copies, and the gradient buffer is scratch: pickle the flat vector once, layers
+            # without their views; __setstate__ binds fresh views.
+            layers = []
+            for layer in self.layers:
+                detached = copy.copy(layer)
+                detached._params, detached._grads = [], []
+                layers.append(detached)
+            state["layers"] = layers
+            state["_grads"] = None
+        return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         if self._params is not None:
-            self._bind_views()  # unpickled layers hold copies; make them views again
+            if self._grads is None:
+                self._grads = np.zeros_like(self._params)
+            self._bind_views()  # unpickled layers hold no parameters; make them views again
 
     def summary(self):
         lines = [f"Sequential(input_dim={self.input_dim}, dtype={self.dtype.name})"]

@@ -31,14 +31,16 @@ def _check_eps(eps):
 
 class Optimizer:
     """Base class: hyperparameters, state arrays shaped like the flat parameter vector, and a
-    step counter. ``lr`` may be changed between steps (schedules do)."""
+    step counter. ``lr`` may be changed between steps (schedules do). Every optimizer also takes
+    ``clipnorm`` and ``clipvalue`` (see ``clip``)."""
 
     #: names of the state vectors, in the kernel's slot order
     _slots = ()
 
-    def __init__(self, lr, weight_decay=0.0):
+    def __init__(self, lr, weight_decay=0.0, clipnorm=None, clipvalue=None):
         self.lr = check_non_negative_float(lr, "lr")
         self.weight_decay = check_non_negative_float(weight_decay, "weight_decay")
+        self.clip(clipnorm, clipvalue)
         self.iterations = 0
         self._mu_product = 1.0
         self._state = {}
@@ -63,13 +65,27 @@ class Optimizer:
         """The hyperparameters the C update kernel reads."""
         raise NotImplementedError
 
+    def clip(self, clipnorm=None, clipvalue=None):
+        """Clip gradients before every update: each element to [-clipvalue, clipvalue], then the
+        whole gradient to L2 norm clipnorm (torch.nn.utils.clip_grad_norm_'s rule). Returns self."""
+        for name, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue)):
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"{name} must be a positive number or None, got {value!r}")
+        self.clipnorm = None if clipnorm is None else float(clipnorm)
+        self.clipvalue = None if clipvalue is None else float(clipvalue)
+        return self
+
+    def _kernel_hyper(self):
+        return {**self._hyper(), "clip_norm": self.clipnorm or 0.0,
+                "clip_value": self.clipvalue or 0.0}
+
     def _advance(self, step, mu_product):
         self.iterations = int(step)
         self._mu_product = float(mu_product)
 
     def step(self, params, grads, n_threads=1):
         """Update params (the flat vector) in place from grads, by the C kernel."""
-        self._advance(*_core.optim_step(grads, params, self._hyper(), self._state_list(),
+        self._advance(*_core.optim_step(grads, params, self._kernel_hyper(), self._state_list(),
                                         self.iterations, n_threads))
 
     def get_state(self):
@@ -100,6 +116,10 @@ class Optimizer:
         args = {"lr": self.lr, **self._repr_args()}
         if self.weight_decay:
             args["weight_decay"] = self.weight_decay
+        if self.clipnorm:
+            args["clipnorm"] = self.clipnorm
+        if self.clipvalue:
+            args["clipvalue"] = self.clipvalue
         inner = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in args.items())
         return f"{type(self).__name__}({inner})"
 
@@ -115,8 +135,9 @@ class SGD(Optimizer):
     size picks the flavour: 1 is online SGD, None full-batch gradient descent."""
     _slots = ("velocity",)
 
-    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, dampening=0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, dampening=0.0,
+                 *, clipnorm=None, clipvalue=None):
+        super().__init__(lr, weight_decay, clipnorm=clipnorm, clipvalue=clipvalue)
         self.momentum = _check_beta(momentum, "momentum")
         self.dampening = check_non_negative_float(dampening, "dampening")
         self.nesterov = bool(nesterov)
@@ -146,8 +167,8 @@ class Adagrad(Optimizer):
     _slots = ("sum",)
 
     def __init__(self, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
-                 eps=1e-10):
-        super().__init__(lr, weight_decay)
+                 eps=1e-10, *, clipnorm=None, clipvalue=None):
+        super().__init__(lr, weight_decay, clipnorm=clipnorm, clipvalue=clipvalue)
         self.lr_decay = check_non_negative_float(lr_decay, "lr_decay")
         self.initial_accumulator_value = check_non_negative_float(
             initial_accumulator_value, "initial_accumulator_value")
@@ -166,8 +187,9 @@ class Adadelta(Optimizer):
     d = rho d + (1-rho) u^2; p = p - lr u."""
     _slots = ("square_avg", "acc_delta")
 
-    def __init__(self, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, clipnorm=None,
+                 clipvalue=None):
+        super().__init__(lr, weight_decay, clipnorm=clipnorm, clipvalue=clipvalue)
         self.rho = _check_beta(rho, "rho")
         self.eps = _check_eps(eps)
 
@@ -183,8 +205,8 @@ class RMSprop(Optimizer):
     _slots = ("square_avg", "momentum_buffer", "grad_avg")
 
     def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False):
-        super().__init__(lr, weight_decay)
+                 centered=False, *, clipnorm=None, clipvalue=None):
+        super().__init__(lr, weight_decay, clipnorm=clipnorm, clipvalue=clipvalue)
         self.alpha = _check_beta(alpha, "alpha")
         self.eps = _check_eps(eps)
         self.momentum = _check_beta(momentum, "momentum")
@@ -209,8 +231,9 @@ class Adam(Optimizer):
     _slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _kind = "adam"
 
-    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                 *, clipnorm=None, clipvalue=None):
+        super().__init__(lr, weight_decay, clipnorm=clipnorm, clipvalue=clipvalue)
         self.betas = _check_betas(betas)
         self.eps = _check_eps(eps)
         self.amsgrad = bool(amsgrad)
@@ -228,8 +251,10 @@ class AdamW(Adam):
     before the Adam step, which then uses the plain gradient."""
     _kind = "adamw"
 
-    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False):
-        super().__init__(lr, betas, eps, weight_decay, amsgrad)
+    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False,
+                 *, clipnorm=None, clipvalue=None):
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, clipnorm=clipnorm,
+                         clipvalue=clipvalue)
 
 
 class Adamax(Optimizer):
@@ -237,8 +262,9 @@ class Adamax(Optimizer):
     p = p - lr / (1 - beta1^t) * m / u."""
     _slots = ("exp_avg", "exp_inf")
 
-    def __init__(self, lr=0.002, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=0.002, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, clipnorm=None,
+                 clipvalue=None):
+        super().__init__(lr, weight_decay, clipnorm=clipnorm, clipvalue=clipvalue)
         self.betas = _check_betas(betas)
         self.eps = _check_eps(eps)
 
@@ -254,8 +280,8 @@ class NAdam(Optimizer):
     _slots = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, lr=0.002, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 momentum_decay=0.004):
-        super().__init__(lr, weight_decay)
+                 momentum_decay=0.004, *, clipnorm=None, clipvalue=None):
+        super().__init__(lr, weight_decay, clipnorm=clipnorm, clipvalue=clipvalue)
         self.betas = _check_betas(betas)
         self.eps = _check_eps(eps)
         self.momentum_decay = check_non_negative_float(momentum_decay, "momentum_decay")
@@ -273,8 +299,9 @@ class Rprop(Optimizer):
     to step_sizes; p = p - sign(g) step. Steps start at lr. Use with batch_size=None."""
     _slots = ("prev", "step_size")
 
-    def __init__(self, lr=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)):
-        super().__init__(lr, 0.0)
+    def __init__(self, lr=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0), *, clipnorm=None,
+                 clipvalue=None):
+        super().__init__(lr, 0.0, clipnorm=clipnorm, clipvalue=clipvalue)
         if (not isinstance(etas, (tuple, list)) or len(etas) != 2
                 or not 0 < etas[0] < 1 < etas[1]):
             raise ValueError(f"etas must be (eta_minus, eta_plus) with 0 < eta_minus < 1 < eta_plus, got {etas!r}")
