@@ -349,8 +349,12 @@ static void FM_FN(fm_gemm_share)(int64_t n, int tid, int nt, int64_t *lo, int64_
 /* The part of the product thread tid of nt computes (all of it when nt == 1). */
 static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
     const KERNEL *K = x->K;
-    const int MR = K->mr, NR = K->nr, JW = K->jw;
     const int64_t m = x->m, n = x->n, k = x->k, kcb = x->kcb;
+    const int MR = K->mr, NR = K->nr;
+    /* column chunks: half width for few rows (more tasks to share among threads), at least as
+     * wide as the widest tile for one to three rows with B in place */
+    const int jw = m < 128 ? K->jw / 2 : K->jw;
+    const int JW = (m <= 3 && !x->packb) ? FM_MAX(jw, K->nr_small[m]) : jw;
     const int64_t NC = x->packb ? x->ncb : (int64_t)fm_gemm_round_up_((size_t)n, (size_t)JW);
     const int64_t n_ir = (m + MR - 1) / MR;
     T *apack = x->apack + (size_t)tid * x->a_elems;
@@ -391,7 +395,7 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                 const int64_t i0 = ir * MR;
                 const int mr = (int)FM_MIN((int64_t)MR, m - i0);
                 const int64_t je = FM_MIN(nc, (ch + 1) * JW);
-                const int step = (!x->packb && mr <= 3) ? K->nr_small[mr] : NR;
+                const int step = (!x->packb && mr <= 3) ? FM_MIN(K->nr_small[mr], JW) : NR;
                 const T *as = x->a + i0 * x->rsa + pc * x->csa;
                 int64_t rs = x->rsa, cs = x->csa, j0;
                 if (x->packa) {

@@ -308,7 +308,7 @@ static void FN(fm_avx2_dot)(int mr, int nr, int64_t k, const T *a, int64_t rsa, 
 }
 
 const FN(fm_gemm_kernel) FN(fm_gemm_avx2) = {
-    "avx2", 6, 2 * VL, {0, 8 * VL, 4 * VL, 4 * VL}, 256, 512, 8 * VL, FN(fm_avx2_ukr),
+    "avx2", 6, 2 * VL, {0, 8 * VL, 4 * VL, 4 * VL}, 256, 512, 16 * VL, FN(fm_avx2_ukr),
     2, {0, 8, 4}, FN(fm_avx2_dot), NULL};
 
 #undef FN_

@@ -353,6 +353,7 @@ TILE_FN(12, 2)
 TILE_FN(13, 2)
 TILE_FN(14, 2)
 TILE_FN(1, 16)
+TILE_FN(1, 8)
 TILE_FN(2, 8)
 TILE_FN(3, 8)
 
@@ -379,6 +380,8 @@ static void FN(fm_avx512_ukr)(int mr, int nr, int64_t kc, const T *a, int64_t rs
         FN(fm_avx512_n2)[mr - 1](nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
     } else if (mr == 1 && nr == 16 * VL) {
         FN(fm_avx512_t1x16)(nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+    } else if (mr == 1 && nr == 8 * VL) {
+        FN(fm_avx512_t1x8)(nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
     } else if (mr == 2 && nr == 8 * VL) {
         FN(fm_avx512_t2x8)(nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
     } else if (mr == 3 && nr == 8 * VL) {

@@ -709,8 +709,8 @@ def _build_parser():
         description="Train a multilayer perceptron on DATA and save it to a model file.\n\n"
                     "The features are scaled with the training rows' statistics (--scale), and\n"
                     "that scaling is folded into the saved weights, so the model takes raw\n"
-                    "features. A fraction of the rows (--validation-split) is held\n"
-                    "out to report validation metrics after every epoch.",
+                    "features. A fraction of the rows (--validation-split) is held out to\n"
+                    "report validation metrics after every epoch.",
         epilog="examples:\n"
                "  fastmlp train winequality-red.csv --target quality --task regression \\\n"
                "      --hidden 64,32 --epochs 50 -o wine.fmlp\n"

@@ -26,12 +26,14 @@ A ZIP archive (members stored uncompressed, each with its CRC-32) holding:
 Values in ``root`` are JSON, with these tagged objects:
 
 - ``{"__array__": name}``: the array ``arrays/<name>.npy``;
-- ``{"__tuple__": [...]}``, ``{"__dict__": {...}}``: a tuple, a dict (string keys);
+- ``{"__tuple__": [...]}``, ``{"__dict__": {...}}``: a tuple, a dict with string keys;
+  ``{"__items__": [[key, value], ...]}``: a dict with other keys (e.g. ``class_weight``);
+- ``{"__optimizer__": spec}``: an optimizer, spec as in a Sequential's ``"optimizer"`` below;
 - ``{"__sequential__": spec}``: a Sequential model, spec =
   ``{"dtype", "seed", "n_threads", "input_dim", "epochs_done",
   "layers": [{"type": name, "config": {...}, "params": {param_name: array_name}}, ...],
-  "loss": name or null,
-  "optimizer": null or {"type": name, "config": {...}, "iterations": int, "lr": float,
+  "loss": name or null, "metrics": [name or {"name": "accuracy", "threshold": t}, ...]
+  (optional), "optimizer": null or {"type": name, "config": {...}, "iterations": int, "lr": float,
   "mu_product": float, "state": {slot: array_name}}}``.
   A layer is its type name (``Dense``, ``Activation``, ``PReLU``, ``Dropout``, ``GaussianNoise``,
   ``ActivityRegularization``, ``Maxout``, or a type registered with `register_layer`), the
@@ -169,11 +171,16 @@ class _Writer:
         if isinstance(value, list):
             return [self.encode(v, f"{path}.{i}") for i, v in enumerate(value)]
         if isinstance(value, dict):
-            if not all(isinstance(k, str) for k in value):
-                raise TypeError(f"Cannot save {path}: a dict with non-string keys.")
-            return {"__dict__": {k: self.encode(v, f"{path}.{k}") for k, v in value.items()}}
+            if all(isinstance(k, str) for k in value):
+                return {"__dict__": {k: self.encode(v, f"{path}.{k}") for k, v in value.items()}}
+            return {"__items__": [[self.encode(k, f"{path}.key{i}"),
+                                   self.encode(v, f"{path}.value{i}")]
+                                  for i, (k, v) in enumerate(value.items())]}
         if isinstance(value, Sequential):
             return {"__sequential__": self.sequential(value, path)}
+        from .optimizers import Optimizer
+        if isinstance(value, Optimizer):  # e.g. an estimator's solver=fm.SGD(...)
+            return {"__optimizer__": self.optimizer(value, path)}
         qualname = f"{type(value).__module__}.{type(value).__name__}"
         if qualname in _OBJECTS:
             state = value.__getstate__() if hasattr(value, "__getstate__") else vars(value)
@@ -209,10 +216,33 @@ class _Writer:
         optimizer = None
         if model.optimizer is not None:
             optimizer = self.optimizer(model.optimizer, f"{path}.optimizer")
-        return {"dtype": model.dtype.name, "seed": int(model.seed),
+        spec = {"dtype": model.dtype.name, "seed": int(model.seed),
                 "n_threads": model.n_threads, "input_dim": model.input_dim,
                 "epochs_done": int(getattr(model, "_epochs_done", 0)),
                 "layers": layers, "loss": loss, "optimizer": optimizer}
+        metrics = self.metrics(getattr(model, "metrics", None) or [])
+        if metrics:
+            spec["metrics"] = metrics
+        return spec
+
+    @staticmethod
+    def metrics(metrics):
+        """The compiled metrics that have names (Python functions are left out, with a warning)."""
+        import warnings
+        from . import metrics as _metrics
+
+        saved = []
+        for metric in metrics:
+            if type(metric) is _metrics.Accuracy and metric.threshold is not None:
+                saved.append({"name": "accuracy", "threshold": metric.threshold})
+            elif type(metric) in (_metrics.Accuracy, _metrics.TopKAccuracy,
+                                  _metrics.MeanSquaredError, _metrics.MeanAbsoluteError,
+                                  _metrics.R2Score):
+                saved.append(metric.name)
+            else:
+                warnings.warn(f"The metric {metric!r} is not saved (only fastmlp's named metrics "
+                              "are); compile the loaded model again to report it.", UserWarning)
+        return saved
 
     def optimizer(self, opt, path):
         from .optimizers import _BY_NAME as _OPTIMIZERS
@@ -439,8 +469,15 @@ class _Reader:
         if "__dict__" in value:
             return {k: self.decode(v)
                     for k, v in _expect(value["__dict__"], dict, self.path).items()}
+        if "__items__" in value:
+            items = _expect(value["__items__"], list, self.path)
+            if not all(isinstance(kv, list) and len(kv) == 2 for kv in items):
+                raise ModelFileError(f"{self.path}: the manifest has a malformed mapping.")
+            return {_hashable(self.decode(k)): self.decode(v) for k, v in items}
         if "__sequential__" in value:
             return self.sequential(_expect(value["__sequential__"], dict, self.path))
+        if "__optimizer__" in value:
+            return self.optimizer(_expect(value["__optimizer__"], dict, self.path), None)
         if "__object__" in value:
             return self.object(value["__object__"], _expect(value.get("state"), dict, self.path))
         raise ModelFileError(f"{self.path}: unexpected value in the manifest: {value!r:.80}")
@@ -505,8 +542,13 @@ class _Reader:
                         view[...] = arr
             model._epochs_done = int(spec.get("epochs_done", 0))
             if spec.get("loss") is not None:
+                kwargs = {}
+                if spec.get("metrics"):
+                    from .metrics import Accuracy
+                    kwargs["metrics"] = [Accuracy(m["threshold"]) if isinstance(m, dict) else m
+                                         for m in _expect(spec["metrics"], list, path)]
                 model.compile(loss=get_loss(spec["loss"]),
-                              optimizer=self.optimizer(spec.get("optimizer"), model))
+                              optimizer=self.optimizer(spec.get("optimizer"), model), **kwargs)
             return model
         except ModelFileError:
             raise
@@ -530,7 +572,7 @@ class _Reader:
             opt.clip(**clip)
         state = {slot: self.array(name).copy()
                  for slot, name in _expect(spec.get("state", {}), dict, self.path).items()}
-        if model.built:
+        if model is not None and model.built:
             for slot, arr in state.items():
                 if arr.shape != (model.n_params,) or arr.dtype != model.dtype:
                     raise ModelFileError(f"{self.path}: optimizer state {slot!r} is {arr.dtype}"
@@ -540,6 +582,10 @@ class _Reader:
                      mu_product=float(spec.get("mu_product", 1.0)))
         opt.set_state(state)
         return opt
+
+
+def _hashable(key):
+    return tuple(_hashable(k) for k in key) if isinstance(key, (list, tuple)) else key
 
 
 def _expect(value, kind, path):

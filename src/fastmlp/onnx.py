@@ -179,11 +179,16 @@ def _sequential_of(obj):
 def to_onnx(model, path=None, output="predict", opset=None, name="fastmlp"):
     """Build (and write to `path`, if given) the ONNX graph of `model`; returns the ModelProto.
 
-    `model` is a built Sequential, or a fitted fastmlp estimator (its ``model_`` is exported:
-    for MLPClassifier the graph gives the network's probabilities, one column per output
-    unit). See the module docstring for the operators used."""
+    `model` is a built Sequential, or a fitted fastmlp estimator, whose ``model_`` is exported;
+    for a fastmlp.sklearn.MLPClassifier the output (with output="predict") is
+    ``predict_proba``: a binary classifier's single sigmoid unit p becomes the columns
+    (1 - p, p). See the module docstring for the operators used."""
     onnx = _import_onnx()
+    estimator = model
     model = _sequential_of(model)
+    binary_proba = (estimator is not model and output == "predict"
+                    and getattr(estimator, "out_activation_", None) == "logistic"
+                    and not getattr(estimator, "_multilabel", True))
     if not model.built:
         raise RuntimeError("The model is not built yet: give input_dim or call fit() first.")
     if output not in ("predict", "raw"):
@@ -202,13 +207,17 @@ def to_onnx(model, path=None, output="predict", opset=None, name="fastmlp"):
         x = _layer(g, x, layer, i, opset, skip_activation=(fused == "dense" and i == len(layers) - 1))
     if output == "predict" and model.loss is not None and model.loss.link != "identity":
         x = _activation(g, x, model.loss.link, 1.0)
+    n_out = model.output_dim
+    if binary_proba:  # predict_proba's two columns
+        x = g.node("Concat", [g.node("Sub", [g.const([[1.0]]), x]), x], axis=1)
+        n_out = 2
     g.nodes.append(g.helper.make_node("Identity", [x], ["Y"], name="output"))
 
     h = g.helper
     graph = h.make_graph(
         g.nodes, name,
         [h.make_tensor_value_info("X", g.elem, ["N", model.input_dim])],
-        [h.make_tensor_value_info("Y", g.elem, ["N", model.output_dim])],
+        [h.make_tensor_value_info("Y", g.elem, ["N", n_out])],
         g.inits)
     from . import __version__
     proto = h.make_model(graph, opset_imports=[h.make_opsetid("", opset)],

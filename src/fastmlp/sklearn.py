@@ -14,13 +14,17 @@ How scikit-learn's MLP maps onto fastmlp
   start as in scikit-learn: uniform in +-sqrt(6 / (fan_in + fan_out)) (factor 2 instead of 6 for
   'logistic').
 - ``alpha``: scikit-learn adds ``alpha / (2 n) * ||W||^2`` to the mean loss of each mini-batch of
-  n samples (all weight matrices, not the biases). fastmlp's ``Dense(l2=...)`` adds
-  ``l2 / 2 * ||W||^2``, so each Dense layer gets ``l2 = alpha / batch_size``: the same objective
-  for every full mini-batch (scikit-learn's last, shorter batch has a slightly larger penalty;
-  with sample weights scikit-learn divides by the batch's weight sum instead).
-- Multi-output regression: scikit-learn's squared loss averages over the outputs too, fastmlp's
-  sums them; ``l2`` is scaled by ``n_outputs`` and ``loss_curve_`` divided by it, so the reported
-  losses are scikit-learn's.
+  n samples (all weight matrices, not the biases); with sample weights n is the batch's weight
+  sum. fastmlp's ``Dense(l2=...)`` adds ``l2 / 2 * ||W||^2``, so each Dense layer gets
+  ``l2 = alpha / (batch_size * mean sample weight)``: the same objective for every full
+  mini-batch (scikit-learn's last, shorter batch has a slightly larger penalty), and exactly the
+  same with full batches. With the same ``random_state`` the initial weights are the same too,
+  so full-batch SGD reproduces scikit-learn's loss curve to rounding (see the tests).
+- Multi-output regression: scikit-learn's gradient is that of 1/2 sum over outputs of the
+  squared error (fastmlp's "mse" loss), but its ``loss_curve_`` reports the mean over outputs.
+  fastmlp trains the same way and reports the loss it minimises, so with k outputs the
+  squared-error part of ``loss_curve_`` (and the ``tol`` test on it) is k times
+  scikit-learn's.
 - ``solver``: "sgd" (``momentum``, ``nesterovs_momentum``; ``learning_rate`` schedules
   "constant", "invscaling" with ``power_t``, "adaptive"), "adam" (``beta_1``, ``beta_2``,
   ``epsilon``), and fastmlp's other optimizers "adamw", "nadam", "adamax" (same three),
@@ -57,7 +61,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, compute_sample_weight
-from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import linear as _linear
@@ -261,13 +265,9 @@ class _BaseMLP(BaseEstimator):
         return model
 
     def _set_l2(self, batch_weight):
-        scale = self._loss_scale()
         for layer in self.model_.layers:
             if isinstance(layer, Dense):
-                layer.l2 = float(self.alpha) * scale / batch_weight
-
-    def _loss_scale(self):
-        return 1.0
+                layer.l2 = float(self.alpha) / batch_weight
 
     @property
     def coefs_(self):
@@ -316,7 +316,8 @@ class _BaseMLP(BaseEstimator):
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
         self._validate_hyperparameters()
         first = not hasattr(self, "model_") or not (incremental or self.warm_start)
-        if incremental and getattr(self, "early_stopped_", False) and not first:
+        if incremental and self.early_stopping and getattr(self, "early_stopped_", False) \
+                and not first:
             X, y = self._validate_input(X, y, reset=False)  # still check the input
             warnings.warn("Early stopping already ended training (the validation score stopped "
                           "improving); partial_fit leaves the model unchanged. Call fit to "
@@ -373,12 +374,11 @@ class _BaseMLP(BaseEstimator):
         mean_weight = 1.0 if sw_train is None else float(np.mean(sw_train, dtype=np.float64))
         self._set_l2(batch * mean_weight)
         model, opt = self.model_, self.model_.optimizer
-        scale = self._loss_scale()
 
         for _ in range(1 if incremental else self.max_iter):
             history = model.fit(X_train, T_train, epochs=1, batch_size=batch, shuffle=self.shuffle,
                                 sample_weight=sw_train)
-            self.loss_ = float(history["loss"][0]) / scale
+            self.loss_ = float(history["loss"][0])
             self.n_iter_ += 1
             self.t_ += n_train
             self.loss_curve_.append(self.loss_)
@@ -434,7 +434,7 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             Xv, Tv, yv, swv = self._val
             self.validation_loss_curve_.append(
-                float(self.model_.evaluate(Xv, Tv, sample_weight=swv)) / self._loss_scale())
+                float(self.model_.evaluate(Xv, Tv, sample_weight=swv)))
             score = self._val_score(Xv, Tv, yv, swv)
             self.validation_scores_.append(score)
             if self.verbose:
@@ -570,10 +570,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             if unknown:
                 raise ValueError(f"class_weight has labels {sorted(unknown, key=str)} that are not "
                                  f"in the classes {list(self.classes_)}.")
-        elif self.class_weight != "balanced":
+            per_class = np.array([float(self.class_weight.get(c, 1.0))
+                                  for c in self.classes_.tolist()])
+        elif isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            # sklearn's n_samples / (n_classes * count), with counts and n_samples weighted by
+            # sample_weight: a weight of 2 then means the same as the sample given twice
+            w = np.ones(len(y_labels)) if sw is None else sw.astype(np.float64)
+            counts = np.bincount(y_labels, weights=w, minlength=len(self.classes_))
+            present = counts > 0
+            per_class = np.ones(len(self.classes_))
+            per_class[present] = w.sum() / (present.sum() * counts[present])
+        else:
             raise ValueError("class_weight must be None, 'balanced' or a dict {label: weight}, "
                              f"got {self.class_weight!r}")
-        cw = compute_sample_weight(self.class_weight, self.classes_[y_labels]).astype(dtype)
+        cw = per_class[y_labels].astype(dtype)
         return cw if sw is None else sw * cw
 
     def _val_score(self, Xv, Tv, yv, swv):
@@ -637,9 +647,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _loss_name(self, n_outputs):
         return "mse"
 
-    def _loss_scale(self):
-        return float(getattr(self, "n_outputs_", 1))
-
     def _out_activation(self):
         return "identity"
 
@@ -654,10 +661,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if not np.all(np.isfinite(pred)):
             return np.nan
         return r2_score(Tv, pred, sample_weight=swv)
-
-    def _build(self, n_features, n_outputs, dtype, random_state):
-        self.n_outputs_ = n_outputs  # _loss_scale needs it for l2
-        return super()._build(n_features, n_outputs, dtype, random_state)
 
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing from the current weights. Works with
