@@ -21,35 +21,51 @@ void FM_FN(fm_act_apply)(int64_t n, const T *z, T *y, int act, double param) {
         else for (i = 0; i < n; i++) y[i] = p * z[i];
         break;
     case FM_ACT_STEP:
+        FM_SIMD
         for (i = 0; i < n; i++) y[i] = z[i] >= p ? (T)1 : (T)0;
         break;
     case FM_ACT_SIGN:
+        FM_SIMD
         for (i = 0; i < n; i++) y[i] = (T)((z[i] > 0) - (z[i] < 0));
         break;
     case FM_ACT_SIGMOID: {
         const T inv_t = (T)1 / p;
+        FM_SIMD
         for (i = 0; i < n; i++) y[i] = FM_FN(sigmoid_scalar)(z[i] * inv_t);
         break;
     }
     case FM_ACT_TANH:
+        FM_SIMD
         for (i = 0; i < n; i++) y[i] = TANH(z[i]);
         break;
     case FM_ACT_RELU:
-        for (i = 0; i < n; i++) y[i] = z[i] > 0 ? z[i] : (T)0;
+        FM_SIMD
+        for (i = 0; i < n; i++) {
+            const T v = z[i];
+            y[i] = v > 0 ? v : (T)0;
+        }
         break;
     case FM_ACT_LEAKY_RELU:
-        for (i = 0; i < n; i++) y[i] = z[i] > 0 ? z[i] : p * z[i];
+        FM_SIMD
+        for (i = 0; i < n; i++) {
+            const T v = z[i];
+            y[i] = v > 0 ? v : p * v;
+        }
         break;
     case FM_ACT_ELU:
+        FM_SIMD
         for (i = 0; i < n; i++) y[i] = z[i] > 0 ? z[i] : p * EXPM1(z[i]);
         break;
     case FM_ACT_SOFTPLUS:
+        FM_SIMD
         for (i = 0; i < n; i++) y[i] = FM_FN(softplus_scalar)(z[i]);
         break;
     case FM_ACT_SILU:
+        FM_SIMD
         for (i = 0; i < n; i++) y[i] = z[i] * FM_FN(sigmoid_scalar)(z[i]);
         break;
     case FM_ACT_GELU:
+        FM_SIMD
         for (i = 0; i < n; i++) y[i] = (T)0.5 * z[i] * ((T)1 + ERF(z[i] * (T)FM_SQRT1_2));
         break;
     default:
@@ -97,40 +113,56 @@ static void FM_FN(act_backward_row)(int64_t n, const T *z, const T *y, const T *
     int64_t j;
     switch (act) {
     case FM_ACT_IDENTITY:
+        FM_SIMD
         for (j = 0; j < n; j++) dz[j] = p * dy[j];
         break;
     case FM_ACT_STEP:
     case FM_ACT_SIGN:
+        FM_SIMD
         for (j = 0; j < n; j++) dz[j] = (T)0;
         break;
     case FM_ACT_SIGMOID: {
         const T inv_t = (T)1 / p;
+        FM_SIMD
         for (j = 0; j < n; j++) dz[j] = dy[j] * y[j] * ((T)1 - y[j]) * inv_t;
         break;
     }
     case FM_ACT_TANH:
+        FM_SIMD
         for (j = 0; j < n; j++) dz[j] = dy[j] * ((T)1 - y[j] * y[j]);
         break;
     case FM_ACT_RELU:
-        for (j = 0; j < n; j++) dz[j] = z[j] > 0 ? dy[j] : (T)0;
+        FM_SIMD
+        for (j = 0; j < n; j++) {
+            const T g = dy[j]; /* read unconditionally, so the select vectorizes */
+            dz[j] = z[j] > 0 ? g : (T)0;
+        }
         break;
     case FM_ACT_LEAKY_RELU:
-        for (j = 0; j < n; j++) dz[j] = z[j] > 0 ? dy[j] : p * dy[j];
+        FM_SIMD
+        for (j = 0; j < n; j++) {
+            const T g = dy[j];
+            dz[j] = z[j] > 0 ? g : p * g;
+        }
         break;
     case FM_ACT_ELU:
         /* for z <= 0, y = a(e^z - 1) so y' = y + a */
+        FM_SIMD
         for (j = 0; j < n; j++) dz[j] = z[j] > 0 ? dy[j] : dy[j] * (y[j] + p);
         break;
     case FM_ACT_SOFTPLUS:
+        FM_SIMD
         for (j = 0; j < n; j++) dz[j] = dy[j] * FM_FN(sigmoid_scalar)(z[j]);
         break;
     case FM_ACT_SILU:
+        FM_SIMD
         for (j = 0; j < n; j++) {
             T s = FM_FN(sigmoid_scalar)(z[j]);
             dz[j] = dy[j] * (s + z[j] * s * ((T)1 - s));
         }
         break;
     case FM_ACT_GELU:
+        FM_SIMD
         for (j = 0; j < n; j++) {
             T cdf = (T)0.5 * ((T)1 + ERF(z[j] * (T)FM_SQRT1_2));
             T pdf = EXP((T)-0.5 * z[j] * z[j]) * (T)FM_INV_SQRT_2PI;
@@ -141,6 +173,7 @@ static void FM_FN(act_backward_row)(int64_t n, const T *z, const T *y, const T *
         double dot = 0.0;
         for (j = 0; j < n; j++) dot += (double)dy[j] * (double)y[j];
         const T d = (T)dot;
+        FM_SIMD
         for (j = 0; j < n; j++) dz[j] = y[j] * (dy[j] - d);
         break;
     }
@@ -178,6 +211,7 @@ int FM_FN(fm_prelu_forward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
     for (i = 0; i < rows; i++) {
         const T *zi = z + i * rsz;
         T *yi = y + i * rsy;
+        FM_SIMD
         for (int64_t j = 0; j < cols; j++) yi[j] = zi[j] > 0 ? zi[j] : slope[j] * zi[j];
     }
     return FM_OK;

@@ -403,7 +403,8 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
                               const int32_t *labels, const T *sample_weight,
                               T *params, T *grads, fm_optim *opt,
                               double *loss_sum, double *weight_sum, int64_t *steps_done,
-                              void *workspace, size_t workspace_size, int n_threads) {
+                              void *workspace, size_t workspace_size, double *tuner,
+                              int max_threads) {
     int status = FM_FN(net_check)(net);
     if (status != FM_OK) return status;
     if (n < 0 || batch_size < 1 || !order || !params || !grads || !opt || !loss_sum ||
@@ -412,7 +413,7 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
     const int labelled = net->loss == FM_LOSS_SOFTMAX_CE_LABELS;
     if (labelled ? !labels : !t) return FM_ERR_ARG;
     FM_FN(net_ws) ws;
-    status = FM_FN(net_bind)(net, batch_size, 1, n_threads, workspace, workspace_size, &ws);
+    status = FM_FN(net_bind)(net, batch_size, 1, max_threads, workspace, workspace_size, &ws);
     if (status != FM_OK) return status;
 
     const int L = net->n_layers;
@@ -424,6 +425,8 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
 
     for (int64_t s = 0; s < n; s += batch_size) {
         const int64_t rows = FM_MIN(batch_size, n - s);
+        const int n_threads = fm_tuner_next(tuner, max_threads);
+        const double started = fm_wtime();
         const int64_t *idx = order + s;
         FM_FN(gather_rows)(rows, first->n_in, idx, x, rsx, csx, ws.xb, n_threads);
         double w_b = (double)rows;
@@ -492,6 +495,8 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
         *loss_sum += value * w_b;
         *weight_sum += w_b;
         (*steps_done)++;
+        if (rows == batch_size)  /* a short last batch would skew the per-row time */
+            fm_tuner_record(tuner, n_threads, max_threads, (fm_wtime() - started) / (double)rows);
     }
     return FM_OK;
 }

@@ -24,6 +24,15 @@
 #define FM_CLONES
 #endif
 
+/* Elementwise loops: no iteration depends on another (an output may alias its own input
+ * element), so they may run as vector blends instead of unpredictable branches. Never used on
+ * reductions, whose order is part of the results. */
+#ifdef _OPENMP
+#define FM_SIMD _Pragma("omp simd")
+#else
+#define FM_SIMD
+#endif
+
 #define FM_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define FM_MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -361,19 +361,21 @@ size_t fm_net_workspace_size_f64(const fm_net *net, int64_t batch, int training,
  * bit that of the layer-by-layer path. t is (rows, k) with row stride ldt, or labels (int32);
  * sample_weight may be NULL. loss_sum/weight_sum accumulate sum_b loss_b * w_b and sum_b w_b
  * (w_b = batch rows, or their weight sum); steps_done counts applied updates. Returns
- * FM_ERR_NONFINITE, without applying that update, when a batch loss is not finite. */
+ * FM_ERR_NONFINITE, without applying that update, when a batch loss is not finite.
+ * n_threads is a cap: with a tuner state (or NULL for a fixed count) each step runs on the
+ * thread count the tuner picks. */
 int fm_net_train_epoch_f32(const fm_net *net, int64_t n, const int64_t *order, int64_t batch_size,
                            const float *x, int64_t rsx, int64_t csx, const float *t, int64_t ldt,
                            const int32_t *labels, const float *sample_weight,
                            float *params, float *grads, fm_optim *opt,
                            double *loss_sum, double *weight_sum, int64_t *steps_done,
-                           void *workspace, size_t workspace_size, int n_threads);
+                           void *workspace, size_t workspace_size, double *tuner, int n_threads);
 int fm_net_train_epoch_f64(const fm_net *net, int64_t n, const int64_t *order, int64_t batch_size,
                            const double *x, int64_t rsx, int64_t csx, const double *t, int64_t ldt,
                            const int32_t *labels, const double *sample_weight,
                            double *params, double *grads, fm_optim *opt,
                            double *loss_sum, double *weight_sum, int64_t *steps_done,
-                           void *workspace, size_t workspace_size, int n_threads);
+                           void *workspace, size_t workspace_size, double *tuner, int n_threads);
 
 /* Outputs for n rows of x, `chunk` rows at a time: the logits if raw, else the link applied to
  * them (out: n x n_outputs, row stride ldo). Reads params only: any number of threads may predict
@@ -396,6 +398,17 @@ int fm_rng_permutation(int64_t n, int64_t *out, uint64_t seed, uint64_t stream);
 int fm_threads_for(double work, int n_threads);
 /* 1 if compiled with OpenMP. */
 int fm_have_openmp(void);
+
+/* Step-level thread tuner. Results never depend on the thread count, so the engine may pick it
+ * by measurement: it times steps at 1 thread and at the cap, keeps the faster (the cap must win
+ * by 5%), and re-times the slower one now and then, less often while it keeps losing (busy
+ * neighbours change the answer). The state is FM_TUNER_SIZE doubles owned by the caller, zeroed
+ * to start. */
+#define FM_TUNER_SIZE 8
+int fm_tuner_next(double *state, int cap);
+void fm_tuner_record(double *state, int threads, int cap, double seconds_per_row);
+/* Wall-clock seconds (0 without OpenMP, where threads do not matter). */
+double fm_wtime(void);
 
 #ifdef __cplusplus
 }

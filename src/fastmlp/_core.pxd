@@ -111,13 +111,13 @@ cdef extern from "fastmlp.h" nogil:
                                const int32_t *labels, const float *sample_weight,
                                float *params, float *grads, fm_optim *opt,
                                double *loss_sum, double *weight_sum, int64_t *steps_done,
-                               void *workspace, size_t workspace_size, int n_threads)
+                               void *workspace, size_t workspace_size, double *tuner, int n_threads)
     int fm_net_train_epoch_f64(const fm_net *net, int64_t n, const int64_t *order, int64_t batch_size,
                                const double *x, int64_t rsx, int64_t csx, const double *t, int64_t ldt,
                                const int32_t *labels, const double *sample_weight,
                                double *params, double *grads, fm_optim *opt,
                                double *loss_sum, double *weight_sum, int64_t *steps_done,
-                               void *workspace, size_t workspace_size, int n_threads)
+                               void *workspace, size_t workspace_size, double *tuner, int n_threads)
     int fm_net_predict_f32(const fm_net *net, int64_t n, const float *x, int64_t rsx, int64_t csx,
                            const float *params, float *out, int64_t ldo, int raw, int64_t chunk,
                            void *workspace, size_t workspace_size, int n_threads)
@@ -157,3 +157,4 @@ cdef extern from "fastmlp.h" nogil:
     uint64_t fm_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter)
     int fm_rng_permutation(int64_t n, int64_t *out, uint64_t seed, uint64_t stream)
     int fm_have_openmp()
+    int FM_TUNER_SIZE

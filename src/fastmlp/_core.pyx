@@ -47,6 +47,9 @@ cdef _same_shape(name, a, b):
         raise ValueError(f"{name}: shape {tuple(a)} does not match {tuple(b)}")
 
 
+TUNER_SIZE = FM_TUNER_SIZE
+
+
 def have_openmp():
     return bool(fm_have_openmp())
 
@@ -555,8 +558,11 @@ cdef class NetPlan:
                     const int32_t[::1] labels, const floating[::1] sample_weight,
                     const int64_t[::1] order, int64_t batch_size, floating[::1] params,
                     floating[::1] grads, dict hyper, list state, int64_t step,
-                    unsigned char[::1] workspace, int n_threads):
-        """Returns (finite, loss_sum, weight_sum, steps_done, optimizer_step, mu_product)."""
+                    unsigned char[::1] workspace, int n_threads, double[::1] tuner=None):
+        """Returns (finite, loss_sum, weight_sum, steps_done, optimizer_step, mu_product).
+
+        n_threads is a cap; with a tuner state (TUNER_SIZE float64, zeroed to start, kept
+        between calls) each step uses the thread count measured to be faster."""
         cdef Py_ssize_t sz = sizeof(floating)
         cdef int64_t n = order.shape[0]
         if x.shape[1] != self.n_inputs:
@@ -589,6 +595,11 @@ cdef class NetPlan:
                     np.float32 if floating is float else np.float64)
         cdef double loss_sum = 0.0, weight_sum = 0.0
         cdef int64_t steps = 0
+        cdef double *tp_state = NULL
+        if tuner is not None:
+            if tuner.shape[0] < FM_TUNER_SIZE:
+                raise ValueError(f"train_epoch: the tuner state needs {FM_TUNER_SIZE} values")
+            tp_state = &tuner[0]
         cdef int64_t rsx = _es(x.strides[0], sz), csx = _es(x.strides[1], sz)
         cdef int status
         with nogil:
@@ -596,12 +607,12 @@ cdef class NetPlan:
                 status = fm_net_train_epoch_f32(&self.net, n, &order[0], batch_size, &x[0, 0], rsx, csx,
                                                 tp, ldt, lp, wp, &params[0], &grads[0], &opt,
                                                 &loss_sum, &weight_sum, &steps, &workspace[0],
-                                                workspace.shape[0], n_threads)
+                                                workspace.shape[0], tp_state, n_threads)
             else:
                 status = fm_net_train_epoch_f64(&self.net, n, &order[0], batch_size, &x[0, 0], rsx, csx,
                                                 tp, ldt, lp, wp, &params[0], &grads[0], &opt,
                                                 &loss_sum, &weight_sum, &steps, &workspace[0],
-                                                workspace.shape[0], n_threads)
+                                                workspace.shape[0], tp_state, n_threads)
         if status == FM_ERR_NONFINITE:
             return False, loss_sum, weight_sum, steps, opt.step, opt.mu_product
         _check(status)

@@ -519,13 +519,21 @@ class Sequential:
             finite, total, weight_total, _, step, mu_product = plan.train_epoch(
                 X, targets.get("t"), targets.get("labels"), sw, order, batch_size,
                 self._params, self._grads, opt._kernel_hyper(), opt._state_list(), opt.iterations,
-                workspace, nt)
+                workspace, nt, self._thread_tuner())
             opt._advance(step, mu_product)
             if not finite:
                 self._non_finite(snapshot)
         else:
             total, weight_total = self._python_epoch(X, targets, sw, order, batch_size, snapshot)
         return total / weight_total if weight_total else 0.0
+
+    def _thread_tuner(self):
+        """The engine's step timings, kept across fit calls: n_threads is a cap, and each step
+        runs on 1 thread or the cap, whichever measured faster (results are the same bits)."""
+        tuner = self.__dict__.get("_tuner")
+        if tuner is None:
+            tuner = self._tuner = np.zeros(_core.TUNER_SIZE)
+        return tuner
 
     def _python_epoch(self, X, targets, sw, order, batch_size, snapshot):
         """One epoch on the layer-by-layer path (models with custom Python layers)."""
