@@ -99,7 +99,12 @@ static size_t FM_FN(net_layout)(const fm_net *net, int64_t batch, int training, 
             ws->pre[l] = NULL;
         }
     }
-    FM_TAKE(ws->xb, T, batch * n_in0);
+    /* Inference reads the caller's rows in place unless the first layer needs unit strides. */
+    if (training || !FM_FN(has_weights)(&net->layers[0])) {
+        FM_TAKE(ws->xb, T, batch * n_in0);
+    } else if (base) {
+        ws->xb = NULL;
+    }
     if (training) {
         FM_TAKE(ws->tb, T, batch * k);
         FM_TAKE(ws->lb, int32_t, batch);

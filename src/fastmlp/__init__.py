@@ -5,12 +5,14 @@ Python API over them. See README.md for a tour.
 """
 import os as _os
 
-# OpenMP threads that spin while waiting take the CPU from busy neighbours and from each other:
-# on a shared 2-core machine that made 2 threads up to 15x slower than 1. Sleeping waiters cost a
-# few microseconds per parallel region instead. Must be set before libgomp loads (with _core);
-# an explicit setting by the user wins.
+# OpenMP workers that spin indefinitely take the CPU from busy neighbours and from each other
+# (on a shared 2-core machine, 2 threads ran up to 15x slower than 1), while workers that sleep
+# at once pay a wake-up per parallel region (2 threads then gained nothing). A bounded spin
+# keeps workers hot between the regions of a training step and lets them sleep soon after;
+# fit's thread tuner falls back to 1 thread when a neighbour makes 2 slower. Must be set before
+# libgomp loads (with _core); an explicit setting by the user wins.
 if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
-    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    _os.environ["GOMP_SPINCOUNT"] = "30000"
 
 from . import datasets, initializers  # noqa: E402
 from ._config import get_num_threads, set_num_threads

@@ -240,6 +240,7 @@ class Sequential:
         if self.built:
             self.optimizer.setup(self.n_params, self.dtype)
         self._fused = self._detect_fusion()
+        self._predict_cache = None
         return self
 
     def _detect_fusion(self):
@@ -585,15 +586,43 @@ class Sequential:
     #: rows per engine call in predict: bounds the workspace, whatever the input size
     _PREDICT_CHUNK = 1024
 
+    def _predict_plan(self):
+        """The inference plan, built once per compile/build (layer settings are fixed from
+        then on, as in Keras: change them, then compile again)."""
+        cached = self.__dict__.get("_predict_cache")
+        if cached is None or cached[0] is not self.loss:
+            plan = self._plan()
+            cached = self._predict_cache = (self.loss, plan, [])
+        return cached[1], cached[2]
+
+    def _predict_threads(self):
+        """The thread cap, or 1 when fit's tuner found that more threads do not pay here."""
+        nt = self._threads()
+        tuner = self.__dict__.get("_tuner")
+        if nt > 1 and tuner is not None and tuner[0] > 0 and tuner[1] > 0 \
+                and not tuner[1] < 0.95 * tuner[0]:
+            return 1
+        return nt
+
     def _predict_engine(self, X, raw):
-        plan = self._plan()
+        plan, pool = self._predict_plan()
         if plan is None:
             return None
-        nt = self._threads()
+        nt = self._predict_threads()
         chunk = max(1, min(len(X), self._PREDICT_CHUNK))
-        workspace = np.empty(plan.workspace_size(self.dtype, chunk, False, nt), np.uint8)
+        size = plan.workspace_size(self.dtype, chunk, False, nt)
+        # Workspaces are reused (no page faults per call) but never shared: each call takes
+        # its own from the pool (list.pop/append are atomic), so threads may predict at once.
+        try:
+            workspace = pool.pop()
+            if workspace.size < size:
+                workspace = np.empty(size, np.uint8)
+        except IndexError:
+            workspace = np.empty(size, np.uint8)
         out = np.empty((len(X), plan.n_outputs), self.dtype)
         plan.predict(X, self._params, out, raw, chunk, workspace, nt)
+        if len(pool) < 4:
+            pool.append(workspace)
         return out
 
     def predict_raw(self, X):
@@ -677,6 +706,7 @@ class Sequential:
     # ---- misc ----
     def __getstate__(self):
         state = dict(self.__dict__)
+        state.pop("_predict_cache", None)  # compiled plans and scratch are rebuilt on demand
         if state.get("_params") is not None:
             # Each layer's parameters are views of the flat vector and would be pickled again as
             # copies, and the gradient buffer is scratch: pickle the flat vector once, layers

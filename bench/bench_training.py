@@ -1,0 +1,153 @@
+"""Training throughput: fastmlp against PyTorch, scikit-learn's MLPClassifier and a thin NumPy
+MLP, on MNIST, MLP 784-256-256-10 (ReLU, softmax cross-entropy, plain SGD lr 0.01, float32),
+at several batch sizes and thread counts; also GEMM 1024³ GFLOP/s (NumPy sgemm, fastmlp, PyTorch)
+and fastmlp's achieved training GFLOP/s.
+
+Usage (with the Python that has fastmlp installed; the peers run in their own venv, created on
+first use, see --peer-venv):
+    python bench/bench_training.py [--quick] [--batches 1,32,256,1024] [--threads 1,2]
+                                   [--peers fastmlp,torch,sklearn,numpy] [--samples 1:5000,32:60000]
+
+Method: for each thread count, one process per peer (own OpenMP/BLAS runtime, thread env vars
+pinned). For each batch size every peer builds a fresh model and runs a warm-up epoch on a
+subset, then the peers take turns, one timed epoch each, over the same first n samples (shuffled
+every epoch), for --repeats rounds; samples/s = n / median epoch time. PyTorch runs the standard
+loop over pre-made tensors (one permutation per epoch, contiguous slices, SGD, CrossEntropyLoss);
+scikit-learn times MLPClassifier(solver="sgd", momentum=0, alpha=0, max_iter=1, warm_start=True)
+.fit, i.e. one epoch per call; fastmlp times model.fit(X, y, epochs=1, batch_size=B).
+
+Prints the table, writes bench/results/bench_training.json (or --out). bench/run.py runs this
+together with the other questions.
+"""
+import sys
+import time
+
+from _common import (RESULTS, WorkerError, add_common_args, close_workers, cpu_steal_jiffies,
+                     finish, log, max_seconds, median, new_results, parse_list, parser, peer_pythons,
+                     record_versions, repeats, resolve_peers, rotated, start_workers, timed_call,
+                     train_flops_per_sample, write_json)
+
+DEFAULT_SAMPLES = {1: 5000, "other": 60000}
+QUICK_SAMPLES = {1: 1000, "other": 10000}
+
+
+def add_args(p):
+    p.add_argument("--batches", default="1,32,256,1024", help="training batch sizes")
+    p.add_argument("--samples", default=None,
+                   help="samples per timed epoch, e.g. '1:5000,32:60000' (default 5000 at batch "
+                        "1, 60000 otherwise; quick: 1000 and 10000)")
+    p.add_argument("--gemm-size", type=int, default=1024, help="square GEMM size (default 1024)")
+
+
+def samples_for(args, batch):
+    table = dict(QUICK_SAMPLES if args.quick else DEFAULT_SAMPLES)
+    for item in parse_list(args.samples or ""):
+        b, _, n = item.partition(":")
+        table[int(b)] = int(n)
+    return max(batch, min(60000, table.get(batch, table["other"])))
+
+
+def warmup_for(batch, n):
+    return min(n, max(2 * batch, 500 if batch == 1 else 4096))
+
+
+def run(args, pythons, results):
+    peers = resolve_peers(args)
+    R = repeats(args)
+    batches = parse_list(args.batches, int)
+    flops = train_flops_per_sample()
+    training, gemm = results.setdefault("training", []), results.setdefault("gemm", [])
+    for T in parse_list(args.threads, int):
+        log(f"training: starting {', '.join(peers)} with {T} thread(s)")
+        workers = start_workers([(p, T) for p in peers], pythons, args.data, results["errors"])
+        record_versions(results, workers)
+        try:
+            for B in batches:
+                n = samples_for(args, B)
+                live = {}
+                for (p, _), w in workers.items():
+                    try:
+                        w.call("train_setup", batch=B, warmup=warmup_for(B, n))
+                        live[p] = w
+                    except WorkerError as e:
+                        results["errors"].append(f"training b{B} T{T}: {e}")
+                        log(results["errors"][-1])
+                rec = {p: {"wall": [], "cpu": [], "foreign": [], "loss": None} for p in live}
+                t0 = time.perf_counter()
+                cap = max_seconds(args)
+                for rnd in range(R):
+                    for p in rotated(list(live), rnd):
+                        if p not in live or (rec[p]["wall"] and sum(rec[p]["wall"]) >= cap):
+                            continue
+                        try:
+                            out = timed_call(live[p], args.settle, "train_epoch",
+                                             quiet_wait=args.quiet_wait, batch=B, n=n)
+                        except WorkerError as e:
+                            results["errors"].append(f"training b{B} T{T}: {e}")
+                            log(results["errors"][-1])
+                            live.pop(p)
+                            continue
+                        rec[p]["wall"].append(out["wall"])
+                        rec[p]["cpu"].append(out["cpu"])
+                        rec[p]["foreign"].append(out.get("foreign_load"))
+                        rec[p]["loss"] = out["loss"]
+                msg = []
+                for p, d in rec.items():
+                    if not d["wall"]:
+                        continue
+                    med = median(d["wall"])
+                    sps = n / med
+                    training.append({
+                        "peer": p, "threads": T, "batch": B, "n": n, "wall": d["wall"],
+                        "cpu": d["cpu"], "median_wall": med, "samples_per_s": sps,
+                        "gflops": sps * flops / 1e9, "cpu_per_wall": median(d["cpu"]) / med,
+                        "foreign_load": d["foreign"],
+                        "last_loss": d["loss"]})
+                    msg.append(f"{p} {sps:,.0f}")
+                log(f"training T={T} B={B} n={n}: {'; '.join(msg)} samples/s "
+                    f"({time.perf_counter() - t0:.0f} s)")
+            # GEMM 1024^3 in the same processes, interleaved
+            size = args.gemm_size
+            times = {}
+            for rnd in range(R):
+                for (p, _), w in rotated(list(workers.items()), rnd):
+                    if p not in ("fastmlp", "numpy", "torch"):
+                        continue
+                    try:
+                        if args.settle:
+                            time.sleep(args.settle)
+                        times.setdefault(p, []).extend(w.call("gemm", size=size, reps=5)["times"])
+                    except WorkerError as e:
+                        results["errors"].append(f"gemm {p} T{T}: {e}")
+            for p, ts in times.items():
+                if ts:
+                    gemm.append({"impl": p, "threads": T, "size": size, "times": ts,
+                                 "gflops": 2 * size ** 3 / median(ts) / 1e9})
+            log("gemm T=%d: %s" % (T, ", ".join(f"{e['impl']} {e['gflops']:.0f} GFLOP/s"
+                                                 for e in gemm if e["threads"] == T)))
+        finally:
+            close_workers(workers)
+    results["training_config"] = {
+        "repeats": R, "batches": batches, "threads": parse_list(args.threads, int),
+        "samples": {B: samples_for(args, B) for B in batches},
+        "warmup": {B: warmup_for(B, samples_for(args, B)) for B in batches}}
+    return results
+
+
+def main():
+    p = add_common_args(parser(__doc__))
+    add_args(p)
+    args = p.parse_args()
+    import report
+    peers = resolve_peers(args)
+    pythons = peer_pythons(args, peers)
+    results = new_results(args, "training")
+    t0, steal0 = time.perf_counter(), cpu_steal_jiffies()
+    run(args, pythons, results)
+    finish(results, t0, steal0)
+    write_json(results, args.out or RESULTS / "bench_training.json")
+    print(report.render(results, ["training", "gemm", "targets"], title=None))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
