@@ -461,11 +461,25 @@ def plot(r, path):
     return path
 
 
+BEGIN, END = "<!-- performance:begin -->", "<!-- performance:end -->"
+
+
+def replace_section(path, md):
+    """Put md between the performance markers of path (which must hold both, in order)."""
+    text = path.read_text()
+    start, stop = text.find(BEGIN), text.find(END)
+    if start < 0 or stop < start:
+        raise SystemExit(f"{path} has no {BEGIN} ... {END} section to replace")
+    path.write_text(text[:start + len(BEGIN)] + "\n" + md.rstrip() + "\n" + text[stop:])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", nargs="*", help="results JSON (default: bench/results/latest.json)")
     p.add_argument("--out", help="also write the Markdown here")
+    p.add_argument("--readme", help="replace the section between <!-- performance:begin --> and "
+                                    "<!-- performance:end --> in this file (e.g. README.md)")
     p.add_argument("--plot", default=str(RESULTS / "training_throughput.png"),
                    help="PNG to write (default: bench/results/training_throughput.png)")
     p.add_argument("--no-plot", action="store_true")
@@ -489,6 +503,9 @@ def main(argv=None):
     if args.out:
         Path(args.out).write_text(md)
         print(f"wrote {args.out}", file=sys.stderr)
+    if args.readme:
+        replace_section(Path(args.readme), md)
+        print(f"updated {args.readme}", file=sys.stderr)
     sys.stdout.write(md)
     return 0
 

@@ -14,36 +14,43 @@ import os as _os
 if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
     _os.environ["GOMP_SPINCOUNT"] = "30000"
 
-from . import datasets, initializers  # noqa: E402
-from ._config import get_num_threads, set_num_threads
-from ._layer import Layer
-from .autoencoder import Autoencoder, TiedDense
-from .activations import (ELU, GELU, Activation, Identity, LeakyReLU, ReLU, SiLU, Sigmoid, Sign,
-                          Softmax, Softplus, Step, Tanh)
-from .layers import ActivityRegularization, Dense, Dropout, GaussianNoise, Maxout, PReLU
-from .linear import Adaline, LogisticRegression, Perceptron
-from .losses import MSE, BinaryCrossEntropy, Hinge, Loss, PerceptronLoss, SoftmaxCrossEntropy
-from .model import History, Sequential
-from . import io
-from .io import ModelFileError, load, save
-from .optimizers import (SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, Optimizer, RMSprop,
-                         RMSProp, Rprop)
+from . import callbacks, datasets, initializers, io, metrics, schedules  # noqa: E402
+from ._config import get_num_threads, set_num_threads  # noqa: E402
+from ._layer import Layer  # noqa: E402
+from .activations import (ELU, GELU, Activation, Identity, LeakyReLU, ReLU, SiLU,  # noqa: E402
+                          Sigmoid, Sign, Softmax, Softplus, Step, Tanh)
+from .autoencoder import Autoencoder, TiedDense  # noqa: E402
+from .callbacks import (Callback, CSVLogger, EarlyStopping, LambdaCallback,  # noqa: E402
+                        LearningRateScheduler, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
+                        TerminateOnNaN)
+from .io import ModelFileError, load, save  # noqa: E402
+from .layers import (ActivityRegularization, Dense, Dropout, GaussianNoise, Maxout,  # noqa: E402
+                     PReLU)
+from .linear import Adaline, LogisticRegression, Perceptron  # noqa: E402
+from .losses import (MSE, BinaryCrossEntropy, Hinge, Loss, PerceptronLoss,  # noqa: E402
+                     SoftmaxCrossEntropy)
+from .model import History, Sequential  # noqa: E402
+from .optimizers import (SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam,  # noqa: E402
+                         Optimizer, RMSprop, RMSProp, Rprop)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Activation", "ActivityRegularization", "Autoencoder", "TiedDense", "Dropout", "GaussianNoise", "Maxout", "Adadelta", "Adagrad", "Adaline", "Adam", "Adamax", "AdamW", "NAdam",
-    "RMSProp", "RMSprop", "Rprop", "BinaryCrossEntropy", "Dense", "ELU", "GELU", "Hinge", "History",
-    "Identity", "Layer", "LeakyReLU", "LogisticRegression", "Loss", "MSE", "Optimizer", "PReLU",
-    "Perceptron", "PerceptronLoss", "ReLU", "SGD", "Sequential", "SiLU", "Sigmoid", "Sign",
-    "Softmax", "SoftmaxCrossEntropy", "Softplus", "Step", "Tanh", "datasets", "get_num_threads",
-    "initializers", "set_num_threads",
+    # layers and activations
+    "Layer", "Dense", "Maxout", "PReLU", "Dropout", "GaussianNoise", "ActivityRegularization",
+    "TiedDense", "Activation", "Identity", "Step", "Sign", "Sigmoid", "Tanh", "ReLU",
+    "LeakyReLU", "ELU", "Softplus", "SiLU", "GELU", "Softmax",
+    # losses
+    "Loss", "MSE", "BinaryCrossEntropy", "SoftmaxCrossEntropy", "PerceptronLoss", "Hinge",
+    # optimizers
+    "Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "RMSProp", "Adam", "AdamW", "Adamax",
+    "NAdam", "Rprop",
+    # models
+    "Sequential", "History", "Autoencoder", "Perceptron", "Adaline", "LogisticRegression",
+    # training loop
+    "Callback", "EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint", "TerminateOnNaN",
+    "CSVLogger", "ProgressBar", "LambdaCallback", "LearningRateScheduler",
+    # saving, threads, submodules
+    "save", "load", "ModelFileError", "get_num_threads", "set_num_threads",
+    "callbacks", "datasets", "initializers", "io", "metrics", "schedules",
 ]
-__all__ += ["ModelFileError", "io", "load", "save"]
-from . import callbacks, metrics, schedules  # noqa: E402
-from .callbacks import (Callback, CSVLogger, EarlyStopping, LambdaCallback,  # noqa: E402
-                        LearningRateScheduler, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
-                        TerminateOnNaN)
-__all__ += ["CSVLogger", "Callback", "EarlyStopping", "LambdaCallback", "LearningRateScheduler",
-            "ModelCheckpoint", "ProgressBar", "ReduceLROnPlateau", "TerminateOnNaN", "callbacks",
-            "metrics", "schedules"]

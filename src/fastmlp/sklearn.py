@@ -269,35 +269,34 @@ class _BaseMLP(BaseEstimator):
             if isinstance(layer, Dense):
                 layer.l2 = float(self.alpha) / batch_weight
 
+    def _dense_layers(self):
+        check_is_fitted(self)
+        return [layer for layer in self.model_.layers if isinstance(layer, Dense)]
+
+    def _assign(self, attribute, label, values):
+        dense = self._dense_layers()
+        if len(values) != len(dense):
+            raise ValueError(f"{label} needs {len(dense)} arrays, got {len(values)}")
+        for layer, value in zip(dense, values):
+            setattr(layer, attribute, value)
+
     @property
     def coefs_(self):
         """Weight matrices, (n_in, n_out) per layer: views of the model's parameters."""
-        check_is_fitted(self)
-        return [layer.weight for layer in self.model_.layers if isinstance(layer, Dense)]
+        return [layer.weight for layer in self._dense_layers()]
 
     @coefs_.setter
     def coefs_(self, values):
-        check_is_fitted(self)
-        dense = [layer for layer in self.model_.layers if isinstance(layer, Dense)]
-        if len(values) != len(dense):
-            raise ValueError(f"coefs_ needs {len(dense)} arrays, got {len(values)}")
-        for layer, w in zip(dense, values):
-            layer.weight = w
+        self._assign("weight", "coefs_", values)
 
     @property
     def intercepts_(self):
         """Bias vectors per layer: views of the model's parameters."""
-        check_is_fitted(self)
-        return [layer.bias for layer in self.model_.layers if isinstance(layer, Dense)]
+        return [layer.bias for layer in self._dense_layers()]
 
     @intercepts_.setter
     def intercepts_(self, values):
-        check_is_fitted(self)
-        dense = [layer for layer in self.model_.layers if isinstance(layer, Dense)]
-        if len(values) != len(dense):
-            raise ValueError(f"intercepts_ needs {len(dense)} arrays, got {len(values)}")
-        for layer, b in zip(dense, values):
-            layer.bias = b
+        self._assign("bias", "intercepts_", values)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "model_")
