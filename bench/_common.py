@@ -513,3 +513,18 @@ def write_json(results, path):
 
 def parser(doc):
     return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def script_main(doc, add_args, run, section, report_sections):
+    """The command line of one benchmark script: parse, run the peers, write JSON, print."""
+    import report
+    p = add_common_args(parser(doc))
+    add_args(p)
+    args = p.parse_args()
+    pythons = peer_pythons(args, resolve_peers(args))
+    results = new_results(args, section)
+    t0, steal0 = time.perf_counter(), cpu_steal_jiffies()
+    run(args, pythons, results)
+    finish(results, t0, steal0)
+    write_json(results, args.out or RESULTS / f"bench_{section}.json")
+    print(report.render(results, report_sections, title=None))

@@ -20,10 +20,9 @@ import os
 import sys
 import time
 
-from _common import (RESULTS, Hog, WorkerError, add_common_args, close_workers,
-                     cpu_steal_jiffies, finish, log, max_seconds, median, new_results, parse_list, parser,
-                     peer_pythons, record_versions, repeats, resolve_peers, rotated,
-                     start_workers, timed_call, write_json)
+from _common import (close_workers, Hog, log, max_seconds, median, parse_list, record_versions,
+                     repeats, resolve_peers, rotated, script_main, start_workers, timed_call,
+                     WorkerError)
 
 
 def add_args(p):
@@ -97,18 +96,7 @@ def run(args, pythons, results):
 
 
 def main():
-    p = add_common_args(parser(__doc__))
-    add_args(p)
-    args = p.parse_args()
-    import report
-    peers = resolve_peers(args)
-    pythons = peer_pythons(args, peers)
-    results = new_results(args, "busy")
-    t0, steal0 = time.perf_counter(), cpu_steal_jiffies()
-    run(args, pythons, results)
-    finish(results, t0, steal0)
-    write_json(results, args.out or RESULTS / "bench_busy.json")
-    print(report.render(results, ["busy", "targets"], title=None))
+    script_main(__doc__, add_args, run, "busy", ["busy", "targets"])
 
 
 if __name__ == "__main__":

@@ -17,10 +17,8 @@ Prints the table, writes bench/results/bench_inference.json (or --out).
 import sys
 import time
 
-from _common import (RESULTS, WorkerError, add_common_args, close_workers, cpu_steal_jiffies,
-                     finish, log, median, new_results, parse_list, parser, peer_pythons,
-                     quantile, record_versions, repeats, resolve_peers, rotated, start_workers,
-                     write_json)
+from _common import (close_workers, log, median, parse_list, quantile, record_versions, repeats,
+                     resolve_peers, rotated, script_main, start_workers, WorkerError)
 
 
 def add_args(p):
@@ -79,18 +77,7 @@ def run(args, pythons, results):
 
 
 def main():
-    p = add_common_args(parser(__doc__))
-    add_args(p)
-    args = p.parse_args()
-    import report
-    peers = resolve_peers(args)
-    pythons = peer_pythons(args, peers)
-    results = new_results(args, "inference")
-    t0, steal0 = time.perf_counter(), cpu_steal_jiffies()
-    run(args, pythons, results)
-    finish(results, t0, steal0)
-    write_json(results, args.out or RESULTS / "bench_inference.json")
-    print(report.render(results, ["inference", "targets"], title=None))
+    script_main(__doc__, add_args, run, "inference", ["inference", "targets"])
 
 
 if __name__ == "__main__":

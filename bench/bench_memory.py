@@ -18,8 +18,7 @@ import subprocess
 import sys
 import time
 
-from _common import (RESULTS, WORKER, add_common_args, child_env, cpu_steal_jiffies, finish,
-                     log, new_results, parser, peer_pythons, resolve_peers, write_json)
+from _common import (child_env, log, resolve_peers, script_main, WORKER)
 
 
 def add_args(p):
@@ -54,18 +53,7 @@ def run(args, pythons, results):
 
 
 def main():
-    p = add_common_args(parser(__doc__))
-    add_args(p)
-    args = p.parse_args()
-    import report
-    peers = resolve_peers(args)
-    pythons = peer_pythons(args, peers)
-    results = new_results(args, "memory")
-    t0, steal0 = time.perf_counter(), cpu_steal_jiffies()
-    run(args, pythons, results)
-    finish(results, t0, steal0)
-    write_json(results, args.out or RESULTS / "bench_memory.json")
-    print(report.render(results, ["memory", "targets"], title=None))
+    script_main(__doc__, add_args, run, "memory", ["memory", "targets"])
 
 
 if __name__ == "__main__":

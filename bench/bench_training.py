@@ -22,10 +22,9 @@ together with the other questions.
 import sys
 import time
 
-from _common import (RESULTS, WorkerError, add_common_args, close_workers, cpu_steal_jiffies,
-                     finish, log, max_seconds, median, new_results, parse_list, parser, peer_pythons,
-                     record_versions, repeats, resolve_peers, rotated, start_workers, timed_call,
-                     train_flops_per_sample, write_json)
+from _common import (close_workers, log, max_seconds, median, parse_list, record_versions,
+                     repeats, resolve_peers, rotated, script_main, start_workers, timed_call,
+                     train_flops_per_sample, WorkerError)
 
 DEFAULT_SAMPLES = {1: 5000, "other": 60000}
 QUICK_SAMPLES = {1: 1000, "other": 10000}
@@ -135,18 +134,7 @@ def run(args, pythons, results):
 
 
 def main():
-    p = add_common_args(parser(__doc__))
-    add_args(p)
-    args = p.parse_args()
-    import report
-    peers = resolve_peers(args)
-    pythons = peer_pythons(args, peers)
-    results = new_results(args, "training")
-    t0, steal0 = time.perf_counter(), cpu_steal_jiffies()
-    run(args, pythons, results)
-    finish(results, t0, steal0)
-    write_json(results, args.out or RESULTS / "bench_training.json")
-    print(report.render(results, ["training", "gemm", "targets"], title=None))
+    script_main(__doc__, add_args, run, "training", ["training", "gemm", "targets"])
 
 
 if __name__ == "__main__":
