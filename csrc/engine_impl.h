@@ -4,6 +4,13 @@
  * layer-by-layer path (model.py), so both give the same bits; what the engine saves is the
  * interpreter, the allocations and the GIL. */
 
+/* How the engine applies SGD: after the backward pass, or fused into it. */
+#ifndef FM_UPDATE_NONE
+#define FM_UPDATE_NONE 0
+#define FM_UPDATE_RANK1 1
+#define FM_UPDATE_GEMM 2
+#endif
+
 typedef struct {
     T **out;           /* per layer: output, batch x n_out */
     T **pre;           /* per layer: Dense pre-activation, Maxout pieces, or a dropout mask */
@@ -308,6 +315,42 @@ static int FM_FN(dense_backward_sgd)(const fm_layer *ly, const T *x, const T *pr
     return FM_FN(apply_max_norm)(ly, params, n_threads);
 }
 
+/* Backward of one Dense layer for a mini-batch with plain SGD fused into the weight gradient's
+ * GEMM: W := W - lr * x^T dz, which rounds exactly as computing dW = x^T dz and then
+ * W - lr * dW when the product is accumulated in one k block (checked by the caller), without
+ * writing and re-reading dW. dx comes first, from the weights before the update; the bias goes
+ * through its gradient and the usual SGD rule. */
+static int FM_FN(dense_backward_gemm_sgd)(const fm_layer *ly, int64_t rows, const T *x,
+                                          const T *pre, const T *y, const T *dy, T *dz, T *dx,
+                                          T *params, T *grads, const fm_optim *opt, int act,
+                                          double param, FM_FN(net_ws) *ws, int n_threads) {
+    int status = FM_OK;
+    const T *g = dy;
+    if (!(act == FM_ACT_IDENTITY && param == 1.0)) {
+        status = FM_FN(fm_act_backward)(rows, ly->n_out, pre, ly->n_out, y, ly->n_out, dy,
+                                        ly->n_out, dz, ly->n_out, act, param, n_threads);
+        if (status != FM_OK) return status;
+        g = dz;
+    }
+    T *w = params + ly->w_offset;
+    if (dx) {
+        status = FM_FN(fm_gemm_ex)(rows, ly->n_in, ly->n_out, g, ly->n_out, 1, w, 1, ly->n_out, dx,
+                                   ly->n_in, 1, (T)1, (T)0, NULL, ws->gemm_ws, ws->gemm_ws_size,
+                                   n_threads);
+        if (status != FM_OK) return status;
+    }
+    status = FM_FN(fm_gemm_ex)(ly->n_in, ly->n_out, rows, x, 1, ly->n_in, g, ly->n_out, 1, w,
+                               ly->n_out, 1, -(T)opt->lr, (T)1, NULL, ws->gemm_ws,
+                               ws->gemm_ws_size, n_threads);
+    if (status == FM_OK && ly->b_offset >= 0) {
+        status = FM_FN(fm_colsum)(rows, ly->n_out, g, ly->n_out, grads + ly->b_offset, n_threads);
+        if (status == FM_OK)
+            status = FM_FN(sgd_slice)(opt, params, grads, ly->b_offset, ly->n_out, n_threads);
+    }
+    if (status == FM_OK) status = FM_FN(apply_max_norm)(ly, params, n_threads);
+    return status;
+}
+
 /* Backward through layers [top, 0] from g (d loss / d output of layer top). With fused_update,
  * penalty-free Dense layers are updated on the way (batch 1, SGD). */
 static int FM_FN(net_backward)(const fm_net *net, int top, int64_t rows, T *params, T *grads,
@@ -326,10 +369,16 @@ static int FM_FN(net_backward)(const fm_net *net, int top, int64_t rows, T *para
             const int act = from_pre ? FM_ACT_IDENTITY : ly->act;
             const double param = from_pre ? 1.0 : ly->act_param;
             const T *pre = FM_FN(dense_has_pre)(ly) ? ws->pre[l] : ws->out[l];
-            if (fused_update && FM_FN(dense_fusable)(ly)) {
+            if (fused_update == FM_UPDATE_RANK1 && FM_FN(dense_fusable)(ly)) {
                 status = FM_FN(dense_backward_sgd)(ly, in, pre, ws->out[l], g, ws->scratch,
                                                    l > 0 ? g_next : NULL, params, opt, act, param,
                                                    ws, n_threads);
+                break;
+            }
+            if (fused_update == FM_UPDATE_GEMM && FM_FN(dense_fusable)(ly)) {
+                status = FM_FN(dense_backward_gemm_sgd)(ly, rows, in, pre, ws->out[l], g, ws->scratch,
+                                                        l > 0 ? g_next : NULL, params, grads, opt,
+                                                        act, param, ws, n_threads);
                 break;
             }
             status = FM_FN(fm_dense_backward_ws)(
@@ -457,12 +506,20 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
                                 &value, net->loss, n_threads);
         if (status != FM_OK) return status;
 
-        /* Batch 1 with plain SGD: each penalty-free Dense layer is updated as its gradient is
-         * formed (a rank-1 update, dW never materialised). The loss, penalties included, is
-         * known before any weight moves, so a non-finite one still leaves the weights as they
-         * were. Clipping needs every gradient first, so it turns this off. */
-        const int fused_update = rows == 1 && opt->kind == FM_OPT_SGD && opt->dampening == 0.0 &&
-                                 !(opt->clip_value > 0) && !(opt->clip_norm > 0);
+        /* SGD without clipping: each penalty-free Dense layer is updated as its gradient is
+         * formed, dW never stored: at batch 1 as a rank-1 update (any momentum), for larger
+         * batches with plain SGD inside the weight-gradient GEMM. The loss, penalties
+         * included, is known before any weight moves, so a non-finite one still leaves the
+         * weights as they were. Clipping needs every gradient first, so it turns this off. */
+        int fused_update = FM_UPDATE_NONE;
+        if (opt->kind == FM_OPT_SGD && opt->dampening == 0.0 && !(opt->clip_value > 0) &&
+            !(opt->clip_norm > 0)) {
+            if (rows == 1)
+                fused_update = FM_UPDATE_RANK1;
+            else if (opt->momentum == 0.0 && opt->weight_decay == 0.0 &&
+                     FM_FN(fm_gemm_single_kblock)(rows))
+                fused_update = FM_UPDATE_GEMM;
+        }
         if (fused_update) {
             FM_FN(add_penalties)(net, params, NULL, &ws, &value);
             if (!isfinite(value)) return FM_ERR_NONFINITE;

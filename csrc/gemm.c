@@ -187,6 +187,10 @@ const KERNEL *FM_FN(fm_gemm_kernel_select)(void) {
 
 const char *FM_FN(fm_gemm_kernel_name)(void) { return FM_FN(fm_gemm_kernel_select)()->name; }
 
+/* 1 if a product with this k is accumulated in one k block by every path, so that
+ * C := alpha*A*B + C rounds as C + alpha*(A*B) with A*B formed once. */
+int FM_FN(fm_gemm_single_kblock)(int64_t k) { return k <= FM_FN(fm_gemm_kernel_select)()->kc; }
+
 /* ---- packing ---- */
 
 /* A sliver rows [0, mr) x k [0, kc) of a (already offset) into ap[p*mr + i]. */

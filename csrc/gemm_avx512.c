@@ -269,11 +269,14 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
 #pragma GCC unroll 16
                     for (int v = 0; v < NV; v++) {
                         T *cp = c + i * rsc + v * VL;
+                        /* alpha*AB is rounded before beta*C joins it, as in every other
+                         * path, so C + alpha*AB rounds the same whichever kernel runs (the
+                         * engine's fused SGD update relies on it) */
+                        VT r = V_MUL(va, acc[i * NV + v]);
                         if (v < NV - 1) {
-                            V_STORE(cp, V_FMA(va, acc[i * NV + v], V_MUL(vb, V_LOAD(cp))));
+                            V_STORE(cp, V_FMA(vb, V_LOAD(cp), r));
                         } else {
-                            VT r = V_MUL(vb, V_LOADZ(ml, cp));
-                            V_STOREM(cp, ml, V_FMA(va, acc[i * NV + v], r));
+                            V_STOREM(cp, ml, V_FMA(vb, V_LOADZ(ml, cp), r));
                         }
                     }
             }

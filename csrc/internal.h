@@ -53,6 +53,8 @@
     int fm_sgd_rank1_update_##S(int64_t n_in, int64_t n_out, const T *x, const T *dz, T *w, T *vw, \
                                 T *b, T *vb, double lr, double momentum, double weight_decay,     \
                                 int nesterov, int n_threads);
+int fm_gemm_single_kblock_f32(int64_t k);
+int fm_gemm_single_kblock_f64(int64_t k);
 FM_DECLARE_SGD_RANK1(float, f32)
 FM_DECLARE_SGD_RANK1(double, f64)
 FM_DECLARE_DENSE_WS(float, f32)

@@ -1,28 +1,40 @@
 /* Optimizer update rules over flat vectors for one dtype; included by optim.c. */
 
-int FM_FN(fm_sgd_step)(int64_t n, const T *grad, T *param, T *velocity,
-                       double lr, double momentum, double weight_decay, int nesterov, int n_threads) {
-    if (n < 0 || (momentum != 0.0 && velocity == NULL)) return FM_ERR_ARG;
-    const T eta = (T)lr, mu = (T)momentum, wd = (T)weight_decay;
-    const int nt = fm_threads_for(4.0 * (double)n, n_threads);
+#ifndef FM_OPT_BLOCK
+#define FM_OPT_BLOCK 4096 /* elements per parallel work item */
+#endif
+
+/* SGD over [i0, i1): vector clones per instruction set (the same roundings: no contraction). */
+FM_CLONES static void FM_FN(sgd_range)(int64_t i0, int64_t i1, const T *restrict grad,
+                                       T *restrict param, T *restrict velocity, T eta, T mu, T wd,
+                                       int nesterov) {
     int64_t i;
-    (void)nt;
-    if (momentum == 0.0) {
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-        for (i = 0; i < n; i++) param[i] -= eta * (grad[i] + wd * param[i]);
+    if (mu == (T)0) {
+        for (i = i0; i < i1; i++) param[i] -= eta * (grad[i] + wd * param[i]);
     } else {
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-        for (i = 0; i < n; i++) {
+        for (i = i0; i < i1; i++) {
             const T g = grad[i] + wd * param[i];
             const T v = mu * velocity[i] + g;
             velocity[i] = v;
             param[i] -= eta * (nesterov ? g + mu * v : v);
         }
     }
+}
+
+int FM_FN(fm_sgd_step)(int64_t n, const T *grad, T *param, T *velocity,
+                       double lr, double momentum, double weight_decay, int nesterov, int n_threads) {
+    if (n < 0 || (momentum != 0.0 && velocity == NULL)) return FM_ERR_ARG;
+    const T eta = (T)lr, mu = (T)momentum, wd = (T)weight_decay;
+    const int nt = fm_threads_for(4.0 * (double)n, n_threads);
+    const int64_t n_blocks = (n + FM_OPT_BLOCK - 1) / FM_OPT_BLOCK;
+    int64_t blk;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (blk = 0; blk < n_blocks; blk++)
+        FM_FN(sgd_range)(blk * FM_OPT_BLOCK, FM_MIN(n, (blk + 1) * FM_OPT_BLOCK), grad, param,
+                         velocity, eta, mu, wd, nesterov);
     return FM_OK;
 }
 
@@ -86,7 +98,6 @@ typedef struct {
     int first;
 } FM_FN(optim_scalars);
 
-#define FM_OPT_BLOCK 4096
 
 static inline T FM_FN(sign_of)(T v) { return (T)((v > 0) - (v < 0)); }
 

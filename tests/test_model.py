@@ -340,3 +340,24 @@ def test_compiled_engine_equals_layer_by_layer_path(name, dtype, batch_size):
     for method in ("predict", "predict_raw"):
         np.testing.assert_allclose(getattr(engine, method)(X), getattr(python, method)(X),
                                    rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch_size", [2, 17, 64, 190, 384, 500])
+def test_sgd_fused_into_the_weight_gradient_gemm_equals_layer_path(dtype, batch_size):
+    # Plain SGD is applied inside the dW GEMM (W := W - lr x^T dz) when the product is formed in
+    # one k block; the shapes here visit the GEMM's blocked, swapped, narrow and dot paths and
+    # batches on both sides of the k-block limit.
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(600, 100))
+    y = rng.integers(0, 10, 600)
+    results = []
+    for use_engine in (True, False):
+        model = fm.Sequential([fm.Dense(300, "relu"), fm.Dense(64, "tanh"), fm.Dense(10)],
+                              input_dim=100, dtype=dtype, seed=3)
+        model.compile("softmax_cross_entropy", fm.SGD(lr=0.05))
+        model._use_engine = use_engine
+        model.fit(X, y, epochs=1, batch_size=batch_size)
+        results.append(model.get_weights())
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)
