@@ -261,8 +261,6 @@ def test_checkpoint_uses_model_save_when_available(tmp_path):
 
 
 def test_checkpoint_with_the_model_file_format(tmp_path):
-    if not callable(getattr(fm.Sequential, "save", None)) or not hasattr(fm, "load"):
-        pytest.skip("model.save / fastmlp.load not available")
     X, y = make_data()
     model = make_model()
     path = tmp_path / "model.fmlp"
@@ -305,8 +303,6 @@ def test_interrupted_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, br
 
 
 def test_interrupted_model_file_keeps_the_previous_one(tmp_path, monkeypatch):
-    if not callable(getattr(fm.Sequential, "save", None)) or not hasattr(fm, "load"):
-        pytest.skip("model.save / fastmlp.load not available")
     X, y = make_data()
     model = make_model()
     path = tmp_path / "m.fmlp"
