@@ -28,8 +28,15 @@ def _reject_non_numeric(arr, name):
 
 
 def check_finite(arr, name):
-    # min and max propagate NaN and show infinities without a boolean copy of the data
-    if arr.dtype.kind == "f" and arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
+    # One fast pass, no boolean copy of the data: a finite sum means every element is finite.
+    # A non-finite sum (NaN, infinity, or an overflow of huge finite values) takes the exact
+    # look with min and max, which propagate NaN and show infinities.
+    if arr.dtype.kind != "f" or not arr.size:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(arr)):
+            return
+    if not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
         if np.isnan(arr).any():
             raise ValueError(f"Input {name} contains NaN.")
         raise ValueError(
