@@ -255,7 +255,7 @@ def _positive_int(text):
     return value
 
 
-def _fraction(text, upper_open=True):
+def _fraction(text):
     try:
         value = float(text)
     except ValueError:

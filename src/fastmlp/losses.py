@@ -17,7 +17,6 @@ log-sum-exp, with gradient p - t. A model whose last layer already applies that 
 (e.g. ``Dense(10, activation="softmax")``) is detected and the loss is taken from its
 pre-activation, so both spellings train identically. ``predict`` applies the link.
 """
-import numbers
 
 import numpy as np
 
@@ -170,6 +169,3 @@ def get_loss(spec):
         return _BY_NAME[spec.lower()]()
     raise ValueError(f"Unknown loss {spec!r}. Choose one of: {', '.join(sorted(_BY_NAME))}.")
 
-
-def is_number(x):
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
