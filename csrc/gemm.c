@@ -167,9 +167,44 @@ static void FM_FN(fm_gemm_ref_ukr)(int mr, int nr, int64_t kc, const T *a, int64
     }
 }
 
-const KERNEL FM_FN(fm_gemm_ref) = {"reference", REF_MR, REF_NR, {0, REF_NR, REF_NR, REF_NR},
-                                   256,         1024,   8 * REF_NR,
-                                   FM_FN(fm_gemm_ref_ukr), 0, {0}, NULL, NULL};
+static void FM_FN(fm_gemm_ref_ukr_idx)(int mr, int nr, int64_t nk, const int32_t *kidx,
+                                       const T *a, int64_t rsa, int64_t csa, const T *b,
+                                       int64_t ldb, T *c, int64_t rsc, int64_t csc, T alpha,
+                                       T beta) {
+    T ab[REF_MR][REF_NR];
+    int i, j;
+    int64_t q;
+    for (i = 0; i < REF_MR; i++)
+        for (j = 0; j < REF_NR; j++) ab[i][j] = 0;
+    for (q = 0; q < nk; q++) {
+        const T *ap = a + kidx[q] * csa, *bp = b + kidx[q] * ldb;
+        for (i = 0; i < mr; i++)
+            for (j = 0; j < nr; j++) ab[i][j] += ap[i * rsa] * bp[j];
+    }
+    for (i = 0; i < mr; i++) {
+        T *cr = c + i * rsc;
+        if (beta == 0) {
+            for (j = 0; j < nr; j++) cr[j * csc] = alpha * ab[i][j];
+        } else {
+            for (j = 0; j < nr; j++) cr[j * csc] = alpha * ab[i][j] + beta * cr[j * csc];
+        }
+    }
+}
+
+const KERNEL FM_FN(fm_gemm_ref) = {"reference",
+                                   REF_MR,
+                                   REF_NR,
+                                   {0, REF_NR, REF_NR, REF_NR},
+                                   256,
+                                   1024,
+                                   8 * REF_NR,
+                                   FM_FN(fm_gemm_ref_ukr),
+                                   0,
+                                   {0},
+                                   NULL,
+                                   NULL,
+                                   FM_FN(fm_gemm_ref_ukr_idx),
+                                   NULL};
 
 const KERNEL *FM_FN(fm_gemm_kernel_select)(void);
 const KERNEL *FM_FN(fm_gemm_kernel_select)(void) {
@@ -207,6 +242,25 @@ static void FM_FN(fm_gemm_pack_a)(int mr, int64_t kc, const T *restrict a, int64
         for (p = 0; p < kc; p++)
             for (i = 0; i < mr; i++) ap[p * mr + i] = a[i * rsa + p * csa];
     }
+}
+
+/* The k of an A sliver (rows [0, mr) x k [0, kc)) where some row is not zero, into kidx; returns
+ * their count, or kc as soon as more than max_nk are found (then the dense kernel runs, and a
+ * sliver without zeros costs about one load per k here). NaN and -0.0: NaN is kept, -0.0 == 0. */
+static int64_t FM_FN(fm_gemm_nonzero_k)(int mr, int64_t kc, const T *restrict a, int64_t rsa,
+                                        int64_t csa, int64_t max_nk, int32_t *restrict kidx) {
+    int64_t p, nk = 0;
+    int i;
+    for (p = 0; p < kc; p++) {
+        const T *ac = a + p * csa;
+        for (i = 0; i < mr; i++)
+            if (ac[i * rsa] != 0) break;
+        if (i < mr) {
+            if (nk == max_nk) return kc;
+            kidx[nk++] = (int32_t)p;
+        }
+    }
+    return nk;
 }
 
 /* B micro-panel k [0, kc) x columns [0, nr) into bp[p*NR + j], zero-padded to NR columns. */
@@ -341,6 +395,7 @@ typedef struct FM_FN(fm_gemm_ctx) {
     T *bpack, *apack; /* apack: a_elems per thread */
     size_t a_elems;
     int packa, packb;
+    int zskip; /* look for k where an A sliver is all zero and skip them */
 } FM_FN(fm_gemm_ctx);
 
 /* Static share [*lo, *hi) of n items for thread tid of nt. Which thread computes a tile never
@@ -362,6 +417,7 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
     const int64_t NC = x->packb ? x->ncb : (int64_t)fm_gemm_round_up_((size_t)n, (size_t)JW);
     const int64_t n_ir = (m + MR - 1) / MR;
     T *apack = x->apack + (size_t)tid * x->a_elems;
+    int32_t kidx[FM_GEMM_KC_MAX];
     int64_t jc, pc;
     for (jc = 0; jc < n; jc += NC) {
         const int64_t nc = FM_MIN(NC, n - jc);
@@ -399,20 +455,32 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                 const int64_t i0 = ir * MR;
                 const int mr = (int)FM_MIN((int64_t)MR, m - i0);
                 const int64_t je = FM_MIN(nc, (ch + 1) * JW);
-                const int step = (!x->packb && mr <= 3) ? FM_MIN(K->nr_small[mr], JW) : NR;
                 const T *as = x->a + i0 * x->rsa + pc * x->csa;
-                int64_t rs = x->rsa, cs = x->csa, j0;
+                int64_t rs = x->rsa, cs = x->csa, j0, nk = kc;
+                int step;
                 if (x->packa) {
                     FM_FN(fm_gemm_pack_a)(mr, kc, as, x->rsa, x->csa, apack);
                     as = apack;
                     rs = 1;
                     cs = mr;
                 }
+                /* skipping pays once at least an eighth of the k are zero columns */
+                if (x->zskip) {
+                    const int64_t max_nk = kc - kc / 8;
+                    nk = K->nonzero_k ? K->nonzero_k(mr, kc, as, rs, cs, max_nk, kidx) : -1;
+                    if (nk < 0) nk = FM_FN(fm_gemm_nonzero_k)(mr, kc, as, rs, cs, max_nk, kidx);
+                }
+                step = (nk == kc && !x->packb && mr <= 3) ? FM_MIN(K->nr_small[mr], JW) : NR;
                 for (j0 = ch * JW; j0 < je; j0 += step) {
                     const int nr = (int)FM_MIN((int64_t)step, je - j0);
                     const T *bt = x->packb ? bblk + (j0 / NR) * NR * kc : bblk + j0;
                     T *ct = x->c + i0 * x->rsc + (jc + j0) * x->csc;
-                    K->ukr(mr, nr, kc, as, rs, cs, bt, ldb, ct, x->rsc, x->csc, x->alpha, beta_eff);
+                    if (nk < kc)
+                        K->ukr_idx(mr, nr, nk, kidx, as, rs, cs, bt, ldb, ct, x->rsc, x->csc,
+                                   x->alpha, beta_eff);
+                    else
+                        K->ukr(mr, nr, kc, as, rs, cs, bt, ldb, ct, x->rsc, x->csc, x->alpha,
+                               beta_eff);
                     if (last && x->epi) {
                         int i;
                         for (i = 0; i < mr; i++)
@@ -567,6 +635,8 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     x.epi = epilogue;
     x.packb = !dot && fm_gemm_pack_b_(m, csb);
     x.packa = !dot && csa != 1 && (rsa != 1 || (m >= 64 && n >= 64));
+    /* the zero scan costs about one load per k of a sliver; n >= 2 tiles amortize it */
+    x.zskip = !dot && K->ukr_idx && k >= 16 && n >= 2 * K->nr;
     need = FM_FN(fm_gemm_plan_make)(&pl, K, m, n, k, x.packb, n_threads);
     x.kcb = pl.kcb;
     x.ncb = pl.ncb;

@@ -34,6 +34,7 @@
 #define V_STOREM(p, m, v) _mm256_maskstore_ps(p, m, v)
 #define V_MASK(lanes)                                                                              \
     _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define V_NZBITS(v) (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ))
 #include "gemm_avx2.c"
 #undef T
 #undef S
@@ -48,6 +49,7 @@
 #undef V_STORE
 #undef V_STOREM
 #undef V_MASK
+#undef V_NZBITS
 
 #define T double
 #define S f64
@@ -62,6 +64,7 @@
 #define V_STORE(p, v) _mm256_storeu_pd(p, v)
 #define V_STOREM(p, m, v) _mm256_maskstore_pd(p, m, v)
 #define V_MASK(lanes) _mm256_cmpgt_epi64(_mm256_set1_epi64x(lanes), _mm256_setr_epi64x(0, 1, 2, 3))
+#define V_NZBITS(v) (unsigned)_mm256_movemask_pd(_mm256_cmp_pd(v, _mm256_setzero_pd(), _CMP_NEQ_UQ))
 #include "gemm_avx2.c"
 
 #endif /* FM_GEMM_X86 */
@@ -75,9 +78,11 @@
 #define MAXACC 12
 
 /* One MR x (NV*VL) tile; MR, NV and PART (last vector partial: nr < NV*VL) are constants after
- * inlining, so the accumulators live in registers. */
+ * inlining, so the accumulators live in registers. With kidx (NV <= 2), only k = kidx[0 .. kc)
+ * are summed, each in the same chain as without it. */
 FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART, int nr, int64_t kc,
-                                     const T *restrict a, int64_t rsa, int64_t csa,
+                                     const int32_t *kidx, const T *restrict a, int64_t rsa,
+                                     int64_t csa,
                                      const T *restrict b, int64_t ldb, T *restrict c, int64_t rsc,
                                      int64_t csc, T alpha, T beta) {
     VT acc[MAXACC];
@@ -89,7 +94,22 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
     for (int q = 0; q < (MR + 2) / 3; q++) ar[q] = a + 3 * q * rsa;
 #pragma GCC unroll 12
     for (int i = 0; i < MR * NV; i++) acc[i] = V_ZERO();
-    if (NV <= 2) {
+    if (NV <= 2 && kidx) {
+        for (p = 0; p < kc; p++) {
+            const int64_t off = kidx[p];
+            const T *bp = b + off * ldb;
+            VT bv[2];
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; v++)
+                bv[v] = (PART && v == NV - 1) ? V_LOADM(bp + v * VL, ml) : V_LOAD(bp + v * VL);
+#pragma GCC unroll 6
+            for (int i = 0; i < MR; i++) {
+                VT av = V_SET1(ar[i / 3][(i % 3) * rsa + off * csa]);
+#pragma GCC unroll 2
+                for (int v = 0; v < NV; v++) acc[i * NV + v] = V_FMA(av, bv[v], acc[i * NV + v]);
+            }
+        }
+    } else if (NV <= 2) {
         for (p = 0; p < kc; p++) {
             VT bv[2];
 #pragma GCC unroll 2
@@ -163,14 +183,28 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
                                                           int64_t rsa, int64_t csa, const T *b,  \
                                                           int64_t ldb, T *c, int64_t rsc,        \
                                                           int64_t csc, T alpha, T beta) {        \
-        FN(fm_avx2_tile)(MRV, NVV, PV, nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);    \
+        FN(fm_avx2_tile)(MRV, NVV, PV, nr, kc, NULL, a, rsa, csa, b, ldb, c, rsc, csc, alpha,     \
+                         beta);                                                                    \
+    }
+#define ITILE_FN(MRV, NVV, PV)                                                                     \
+    static FM_AVX2 void FN(fm_avx2_i##MRV##x##NVV##p##PV)(int nr, int64_t nk, const int32_t *kidx, \
+                                                          const T *a, int64_t rsa, int64_t csa,  \
+                                                          const T *b, int64_t ldb, T *c,         \
+                                                          int64_t rsc, int64_t csc, T alpha,     \
+                                                          T beta) {                              \
+        FN(fm_avx2_tile)(MRV, NVV, PV, nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha,     \
+                         beta);                                                                    \
     }
 
 #define TILES_MR(MRV)                                                                              \
     TILE_FN(MRV, 1, 0)                                                                             \
     TILE_FN(MRV, 1, 1)                                                                             \
     TILE_FN(MRV, 2, 0)                                                                             \
-    TILE_FN(MRV, 2, 1)
+    TILE_FN(MRV, 2, 1)                                                                             \
+    ITILE_FN(MRV, 1, 0)                                                                            \
+    ITILE_FN(MRV, 1, 1)                                                                            \
+    ITILE_FN(MRV, 2, 0)                                                                            \
+    ITILE_FN(MRV, 2, 1)
 
 TILES_MR(1)
 TILES_MR(2)
@@ -191,6 +225,23 @@ typedef void (*FN(fm_avx2_tile_fn))(int, int64_t, const T *, int64_t, int64_t, c
 /* [mr - 1][2 * (vectors - 1) + partial] */
 static const FN(fm_avx2_tile_fn) FN(fm_avx2_tiles)[6][4] = {ROW(1), ROW(2), ROW(3),
                                                             ROW(4), ROW(5), ROW(6)};
+
+typedef void (*FN(fm_avx2_itile_fn))(int, int64_t, const int32_t *, const T *, int64_t, int64_t,
+                                     const T *, int64_t, T *, int64_t, int64_t, T, T);
+#define IROW(MRV)                                                                                  \
+    {FN(fm_avx2_i##MRV##x1p0), FN(fm_avx2_i##MRV##x1p1), FN(fm_avx2_i##MRV##x2p0),               \
+     FN(fm_avx2_i##MRV##x2p1)}
+static const FN(fm_avx2_itile_fn) FN(fm_avx2_itiles)[6][4] = {IROW(1), IROW(2), IROW(3),
+                                                              IROW(4), IROW(5), IROW(6)};
+
+static void FN(fm_avx2_ukr_idx)(int mr, int nr, int64_t nk, const int32_t *kidx, const T *a,
+                                int64_t rsa, int64_t csa, const T *b, int64_t ldb, T *c,
+                                int64_t rsc, int64_t csc, T alpha, T beta) {
+    int nv = (nr + VL - 1) / VL;
+    int part = nr != nv * VL;
+    FN(fm_avx2_itiles)[mr - 1][2 * (nv - 1) + part](nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc,
+                                                    alpha, beta);
+}
 
 static void FN(fm_avx2_ukr)(int mr, int nr, int64_t kc, const T *a, int64_t rsa, int64_t csa,
                             const T *b, int64_t ldb, T *c, int64_t rsc, int64_t csc, T alpha,
@@ -307,16 +358,54 @@ static void FN(fm_avx2_dot)(int mr, int nr, int64_t k, const T *a, int64_t rsa, 
         FN(fm_avx2_d2x4)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
 }
 
+/* The driver's zero scan (fm_gemm_nonzero_k in gemm.c), same result: A by rows (csa == 1) VL k
+ * at a time; A by columns (rsa == 1, a packed sliver) one k per masked load (mr <= 2 VL).
+ * "Not zero" is an unordered compare, so NaN counts as not zero. */
+static FM_AVX2 int64_t FN(fm_avx2_nonzero_k)(int mr, int64_t kc, const T *a, int64_t rsa,
+                                             int64_t csa, int64_t max_nk, int32_t *kidx) {
+    int64_t p, nk = 0;
+    if (csa == 1) {
+        for (p = 0; p < kc; p += VL) {
+            const __m256i ml = V_MASK((int)(kc - p < VL ? kc - p : VL));
+            unsigned nz = 0;
+            for (int i = 0; i < mr; i++) nz |= V_NZBITS(V_LOADM(a + i * rsa + p, ml));
+            while (nz) {
+                kidx[nk++] = (int32_t)(p + __builtin_ctz(nz));
+                nz &= nz - 1;
+            }
+            if (nk > max_nk) return kc;
+        }
+        return nk;
+    }
+    if (rsa == 1 && mr <= 2 * VL) {
+        const __m256i m0 = V_MASK(mr < VL ? mr : VL);
+        const __m256i m1 = V_MASK(mr - VL);
+        for (p = 0; p < kc; p++) {
+            const T *ac = a + p * csa;
+            unsigned nz = V_NZBITS(V_LOADM(ac, m0));
+            if (mr > VL) nz |= V_NZBITS(V_LOADM(ac + VL, m1));
+            kidx[nk] = (int32_t)p;
+            nk += nz != 0;
+            if (nk > max_nk) return kc;
+        }
+        return nk;
+    }
+    return -1;
+}
+
 const FN(fm_gemm_kernel) FN(fm_gemm_avx2) = {
     "avx2", 6, 2 * VL, {0, 8 * VL, 4 * VL, 4 * VL}, 256, 512, 16 * VL, FN(fm_avx2_ukr),
-    2, {0, 8, 4}, FN(fm_avx2_dot), NULL};
+    2, {0, 8, 4}, FN(fm_avx2_dot), NULL, FN(fm_avx2_ukr_idx),
+    FN(fm_avx2_nonzero_k)};
 
 #undef FN_
 #undef FN2
 #undef FN
 #undef MAXACC
 #undef TILE_FN
+#undef ITILE_FN
 #undef TILES_MR
 #undef ROW
+#undef IROW
 
 #endif /* FM_GEMM_AVX2_PASS */

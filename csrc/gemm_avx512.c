@@ -65,6 +65,7 @@ FM_AVX512_INLINE void fm_avx512_reduce4_f64(__m512d v0, __m512d v1, __m512d v2, 
 #define V_LOADZ(m, p) _mm512_maskz_loadu_ps(m, p)
 #define V_STORE(p, v) _mm512_storeu_ps(p, v)
 #define V_STOREM(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define V_NZ(v) _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ)
 #include "gemm_avx512.c"
 #undef T
 #undef S
@@ -80,6 +81,7 @@ FM_AVX512_INLINE void fm_avx512_reduce4_f64(__m512d v0, __m512d v1, __m512d v2, 
 #undef V_LOADZ
 #undef V_STORE
 #undef V_STOREM
+#undef V_NZ
 
 #define T double
 #define S f64
@@ -95,6 +97,7 @@ FM_AVX512_INLINE void fm_avx512_reduce4_f64(__m512d v0, __m512d v1, __m512d v2, 
 #define V_LOADZ(m, p) _mm512_maskz_loadu_pd(m, p)
 #define V_STORE(p, v) _mm512_storeu_pd(p, v)
 #define V_STOREM(p, m, v) _mm512_mask_storeu_pd(p, m, v)
+#define V_NZ(v) _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NEQ_UQ)
 #include "gemm_avx512.c"
 
 #endif /* FM_GEMM_X86 */
@@ -174,9 +177,9 @@ FM_AVX512_INLINE void FN(fm_avx512_tr)(const VT *r, VT *o) {
 }
 
 /* One MR x (NV*VL) tile; MR and NV are constants after inlining, so the accumulators live in
- * registers. */
+ * registers. With kidx (NV <= 2), only k = kidx[0 .. kc) are summed, one chain per element. */
 FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int64_t kc,
-                                         const T *restrict a, int64_t rsa, int64_t csa,
+                                         const int32_t *kidx, const T *restrict a, int64_t rsa, int64_t csa,
                                          const T *restrict b, int64_t ldb, T *restrict c,
                                          int64_t rsc, int64_t csc, T alpha, T beta) {
     VT acc[MAXACC];
@@ -190,7 +193,22 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
     for (int q = 0; q < (MR + 2) / 3; q++) ar[q] = a + 3 * q * rsa;
 #pragma GCC unroll 28
     for (int i = 0; i < MAXACC; i++) acc[i] = V_ZERO();
-    if (NV <= 2) {
+    if (NV <= 2 && kidx) {
+        for (p = 0; p < kc; p++) {
+            const int64_t off = kidx[p];
+            const T *bp = b + off * ldb;
+            VT bv[2];
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; v++)
+                bv[v] = v < NV - 1 ? V_LOAD(bp + v * VL) : V_LOADZ(ml, bp + v * VL);
+#pragma GCC unroll 14
+            for (int i = 0; i < MR; i++) {
+                VT av = V_SET1(ar[i / 3][(i % 3) * rsa + off * csa]);
+#pragma GCC unroll 2
+                for (int v = 0; v < NV; v++) acc[i * NV + v] = V_FMA(av, bv[v], acc[i * NV + v]);
+            }
+        }
+    } else if (NV <= 2) {
         /* U independent accumulator sets (k interleaved, summed in a fixed order at the end)
          * give small tiles the 8+ FMA chains that hide the FMA latency */
         const int U = MR * NV >= 8 ? 1 : (8 + MR * NV - 1) / (MR * NV);
@@ -319,13 +337,23 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
     }
 }
 
-#define TILE_FN(MRV, NVV)                                                                          \
+#define DENSE_FN(MRV, NVV)                                                                         \
     static FM_AVX512 void FN(fm_avx512_t##MRV##x##NVV)(int nr, int64_t kc, const T *a,          \
                                                        int64_t rsa, int64_t csa, const T *b,     \
                                                        int64_t ldb, T *c, int64_t rsc,           \
                                                        int64_t csc, T alpha, T beta) {           \
-        FN(fm_avx512_tile)(MRV, NVV, nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);      \
+        FN(fm_avx512_tile)(MRV, NVV, nr, kc, NULL, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta); \
     }
+#define IDX_FN(MRV, NVV)                                                                           \
+    static FM_AVX512 void FN(fm_avx512_i##MRV##x##NVV)(int nr, int64_t nk, const int32_t *kidx,   \
+                                                       const T *a, int64_t rsa, int64_t csa,     \
+                                                       const T *b, int64_t ldb, T *c,            \
+                                                       int64_t rsc, int64_t csc, T alpha,        \
+                                                       T beta) {                                 \
+        FN(fm_avx512_tile)(MRV, NVV, nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta); \
+    }
+
+#define TILE_FN(MRV, NVV) DENSE_FN(MRV, NVV) IDX_FN(MRV, NVV)
 
 TILE_FN(1, 1)
 TILE_FN(2, 1)
@@ -355,10 +383,10 @@ TILE_FN(11, 2)
 TILE_FN(12, 2)
 TILE_FN(13, 2)
 TILE_FN(14, 2)
-TILE_FN(1, 16)
-TILE_FN(1, 8)
-TILE_FN(2, 8)
-TILE_FN(3, 8)
+DENSE_FN(1, 16)
+DENSE_FN(1, 8)
+DENSE_FN(2, 8)
+DENSE_FN(3, 8)
 
 typedef void (*FN(fm_avx512_tile_fn))(int, int64_t, const T *, int64_t, int64_t, const T *,
                                       int64_t, T *, int64_t, int64_t, T, T);
@@ -373,6 +401,27 @@ static const FN(fm_avx512_tile_fn) FN(fm_avx512_n2)[14] = {
     FN(fm_avx512_t5x2),  FN(fm_avx512_t6x2),  FN(fm_avx512_t7x2),  FN(fm_avx512_t8x2),
     FN(fm_avx512_t9x2),  FN(fm_avx512_t10x2), FN(fm_avx512_t11x2), FN(fm_avx512_t12x2),
     FN(fm_avx512_t13x2), FN(fm_avx512_t14x2)};
+
+typedef void (*FN(fm_avx512_itile_fn))(int, int64_t, const int32_t *, const T *, int64_t, int64_t,
+                                       const T *, int64_t, T *, int64_t, int64_t, T, T);
+
+static const FN(fm_avx512_itile_fn) FN(fm_avx512_i1)[14] = {
+    FN(fm_avx512_i1x1),  FN(fm_avx512_i2x1),  FN(fm_avx512_i3x1),  FN(fm_avx512_i4x1),
+    FN(fm_avx512_i5x1),  FN(fm_avx512_i6x1),  FN(fm_avx512_i7x1),  FN(fm_avx512_i8x1),
+    FN(fm_avx512_i9x1),  FN(fm_avx512_i10x1), FN(fm_avx512_i11x1), FN(fm_avx512_i12x1),
+    FN(fm_avx512_i13x1), FN(fm_avx512_i14x1)};
+static const FN(fm_avx512_itile_fn) FN(fm_avx512_i2)[14] = {
+    FN(fm_avx512_i1x2),  FN(fm_avx512_i2x2),  FN(fm_avx512_i3x2),  FN(fm_avx512_i4x2),
+    FN(fm_avx512_i5x2),  FN(fm_avx512_i6x2),  FN(fm_avx512_i7x2),  FN(fm_avx512_i8x2),
+    FN(fm_avx512_i9x2),  FN(fm_avx512_i10x2), FN(fm_avx512_i11x2), FN(fm_avx512_i12x2),
+    FN(fm_avx512_i13x2), FN(fm_avx512_i14x2)};
+
+static void FN(fm_avx512_ukr_idx)(int mr, int nr, int64_t nk, const int32_t *kidx, const T *a,
+                                  int64_t rsa, int64_t csa, const T *b, int64_t ldb, T *c,
+                                  int64_t rsc, int64_t csc, T alpha, T beta) {
+    (nr <= VL ? FN(fm_avx512_i1) : FN(fm_avx512_i2))[mr - 1](nr, nk, kidx, a, rsa, csa, b, ldb, c,
+                                                             rsc, csc, alpha, beta);
+}
 
 static void FN(fm_avx512_ukr)(int mr, int nr, int64_t kc, const T *a, int64_t rsa, int64_t csa,
                               const T *b, int64_t ldb, T *c, int64_t rsc, int64_t csc, T alpha,
@@ -506,17 +555,55 @@ static FM_AVX512 void FN(fm_avx512_packbt)(int nr, int64_t kc, const T *b, int64
     }
 }
 
+/* The driver's zero scan (fm_gemm_nonzero_k in gemm.c), same result: A by rows (csa == 1) VL k
+ * at a time, compressed into kidx; A by columns (rsa == 1, a packed sliver) one k per masked load.
+ * "Not zero" is an unordered compare, so NaN counts as not zero. */
+static FM_AVX512 int64_t FN(fm_avx512_nonzero_k)(int mr, int64_t kc, const T *a, int64_t rsa,
+                                                 int64_t csa, int64_t max_nk, int32_t *kidx) {
+    int64_t p, nk = 0;
+    if (csa == 1) {
+        const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        for (p = 0; p < kc; p += VL) {
+            const MT ml = kc - p >= VL ? (MT)~0u : (MT)((1u << (kc - p)) - 1u);
+            MT nz = 0;
+            for (int i = 0; i < mr; i++) nz |= V_NZ(V_LOADZ(ml, a + i * rsa + p));
+            _mm512_mask_compressstoreu_epi32(kidx + nk, (__mmask16)nz,
+                                             _mm512_add_epi32(iota, _mm512_set1_epi32((int)p)));
+            nk += __builtin_popcount((unsigned)nz);
+            if (nk > max_nk) return kc;
+        }
+        return nk;
+    }
+    if (rsa == 1) {
+        const MT m0 = FN(fm_avx512_mask)(mr < VL ? mr : VL, 0);
+        const MT m1 = mr > VL ? FN(fm_avx512_mask)(mr - VL, 0) : (MT)0;
+        for (p = 0; p < kc; p++) {
+            const T *ac = a + p * csa;
+            MT nz = V_NZ(V_LOADZ(m0, ac));
+            if (m1) nz |= V_NZ(V_LOADZ(m1, ac + VL));
+            kidx[nk] = (int32_t)p;
+            nk += nz != 0;
+            if (nk > max_nk) return kc;
+        }
+        return nk;
+    }
+    return -1;
+}
+
 /* kc: a 14 x kc A sliver is 14*kc*sizeof(T) (f32 384, f64 192: 21 KiB of the 48 KiB L1d);
  * nc: a packed kc x nc B block in L2; jw: columns per task (B chunk kc x jw stays in L2). */
 const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = {
     "avx512", 14, 2 * VL, {0, 16 * VL, 8 * VL, 8 * VL}, FM_AVX512_KC * VL / 16, FM_AVX512_NC,
-    16 * VL, FN(fm_avx512_ukr), 4, {0, 8, 4, 4, 6}, FN(fm_avx512_dot), FN(fm_avx512_packbt)};
+    16 * VL, FN(fm_avx512_ukr), 4, {0, 8, 4, 4, 6}, FN(fm_avx512_dot), FN(fm_avx512_packbt),
+    FN(fm_avx512_ukr_idx), FN(fm_avx512_nonzero_k)};
 
 #undef FN_
 #undef FN2
 #undef FN
 #undef MAXACC
 #undef TILE_FN
+#undef DENSE_FN
+#undef IDX_FN
 #undef DOT_FN
 
 #endif /* FM_GEMM_AVX512_PASS */

@@ -15,6 +15,12 @@
  * contiguous columns (rsb == 1), reading both in place along the whole k: one horizontal sum per
  * element. 1 <= mr <= dot_mr, 1 <= nr <= dot_nr[mr].
  *
+ * A zero-skipping kernel (optional) computes the same tile over the k indices kidx[0 .. nk) only
+ * (increasing): A column kidx[q] at a + kidx[q] * csa, B row kidx[q] at b + kidx[q] * ldb;
+ * 1 <= nr <= kernel.nr. The driver uses it for a sliver of A whose other columns are all zero
+ * (MNIST pixels: about half the k of a 14-image sliver), so those terms, exact zeros, are not
+ * computed at all.
+ *
  * The kernels differ only in speed; every one computes each C element with the same operation
  * order for any thread count (the driver never splits k across threads). */
 #ifndef FASTMLP_GEMM_INTERNAL_H
@@ -31,6 +37,8 @@
 /* Largest tiles any kernel uses (sizes stack buffers). */
 #define FM_GEMM_MR_MAX 16
 #define FM_GEMM_NR_WIDE_MAX 128
+/* Largest k block any kernel uses (sizes the zero-skipping index list on the stack). */
+#define FM_GEMM_KC_MAX 512
 
 #define FM_GEMM_DECLARE_KERNEL(T, S)                                                              \
     typedef void (*fm_gemm_ukr_##S)(int mr, int nr, int64_t kc, const T *a, int64_t rsa,         \
@@ -39,6 +47,10 @@
     typedef void (*fm_gemm_dot_##S)(int mr, int nr, int64_t k, const T *a, int64_t rsa,          \
                                     const T *b, int64_t csb, T *c, int64_t rsc, int64_t csc,     \
                                     T alpha, T beta);                                              \
+    typedef void (*fm_gemm_ukr_idx_##S)(int mr, int nr, int64_t nk, const int32_t *kidx,         \
+                                        const T *a, int64_t rsa, int64_t csa, const T *b,         \
+                                        int64_t ldb, T *c, int64_t rsc, int64_t csc, T alpha,     \
+                                        T beta);                                                   \
     typedef struct fm_gemm_kernel_##S {                                                            \
         const char *name;                                                                          \
         int mr;           /* rows of a register tile (and of a packed A sliver) */                 \
@@ -54,6 +66,11 @@
         /* optional: pack a B micro-panel (kc x nr of nr columns, zero-padded to the kernel's  \
          * nr) from B with contiguous columns (rsb == 1): bp[p * nr + j] = b[j * csb + p] */     \
         void (*packbt)(int nr, int64_t kc, const T *b, int64_t csb, T *bp);                        \
+        fm_gemm_ukr_idx_##S ukr_idx; /* optional: the zero-skipping kernel */                     \
+        /* optional: the driver's zero scan (fm_gemm_nonzero_k in gemm.c) in SIMD, for A stored  \
+         * by rows or by columns; -1 for other strides */                                         \
+        int64_t (*nonzero_k)(int mr, int64_t kc, const T *a, int64_t rsa, int64_t csa,           \
+                             int64_t max_nk, int32_t *kidx);                                       \
     } fm_gemm_kernel_##S;                                                                          \
     extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
     extern const fm_gemm_kernel_##S fm_gemm_avx2_##S;   /* only if FM_GEMM_X86 */                  \

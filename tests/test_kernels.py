@@ -295,6 +295,70 @@ def test_gemm_threads_bitwise(gemm_kernel, dtype):
                     ref.gemm_error_scale(a, b, c_init, 0.9, 0.3), dtype, "gemm threads", 2.0)
 
 
+def sparse_ints(rng, m, k, dtype, zero_cols=0.5, zero_elems=0.3):
+    """Integer-valued A with MNIST-like zeros: whole k columns zero for every row (so that a
+    sliver has zero columns to skip) and scattered zero elements. Small integers make every
+    partial sum exact, whatever order and whichever k are skipped."""
+    a = rng.integers(-4, 5, (m, k)).astype(dtype)
+    a[:, rng.random(k) < zero_cols] = 0
+    a[rng.random((m, k)) < zero_elems] = 0
+    return a
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_zero_skipping_exact(gemm_kernel, dtype):
+    """k columns where a sliver of A is all zero are skipped (the zero-skipping micro-kernels and
+    scans); with exact integer data the result must equal the exact product, for A by rows, by
+    columns (packed or not) and with other strides, across tile and k-block edges."""
+    rng = np.random.default_rng(50)
+    cases = [(m, n, k) for m in (1, 3, 14, 15, 29, 57, 70) for n in (64, 65, 257)
+             for k in (16, 100, 385, 800)]
+    for i, (m, n, k) in enumerate(cases):
+        la = ("c", "f", "rs", "cs", "fcs", "neg")[i % 6]
+        a, _, _ = make(rng, (m, k), dtype, la, values=sparse_ints(rng, m, k, dtype))
+        b, _, _ = make(rng, (k, n), dtype, ("c", "f", "cs")[i % 3],
+                       values=rng.integers(-8, 9, (k, n)).astype(dtype))
+        c0 = rng.integers(-50, 51, (m, n)).astype(dtype)
+        want = a.astype(np.int64) @ b.astype(np.int64)
+        for beta in (0.0, 1.0):
+            c = np.full((m, n), np.nan, dtype) if beta == 0 else c0.copy()
+            _core.gemm(a, b, c, 1.0, beta, 1 + i % 2)
+            expect = want + (c0.astype(np.int64) if beta else 0)
+            assert np.array_equal(c, expect.astype(dtype)), (m, n, k, la, beta)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_zero_skipping_keeps_nan_inf_and_threads(gemm_kernel, dtype):
+    rng = np.random.default_rng(51)
+    m, n, k = 29, 96, 300
+    for la in ("c", "f"):
+        vals = sparse_ints(rng, m, k, dtype, zero_cols=0.7)
+        zero_col = int(np.flatnonzero(~vals.any(0))[5])
+        vals[3, zero_col] = np.nan  # the only non-zero of its column: must not be skipped
+        vals[17, zero_col] = np.inf
+        vals[20] = -0.0  # a row of negative zeros is zero
+        a, _, _ = make(rng, (m, k), dtype, la, values=vals)
+        b = rng.integers(1, 9, (k, n)).astype(dtype)
+        c = np.zeros((m, n), dtype)
+        _core.gemm(a, b, c, 1.0, 0.0)
+        assert np.isnan(c[3]).all() and np.isposinf(c[17]).all()
+        finite = np.ones(m, bool)
+        finite[[3, 17]] = False
+        assert np.array_equal(c[finite], (np.nan_to_num(vals[finite]).astype(np.int64)
+                                          @ b.astype(np.int64)).astype(dtype))
+        # real-valued sparse data: bitwise the same for any thread count
+        a2 = sparse_ints(rng, 301, 785, dtype) * rng.uniform(0.1, 1.0, (301, 785)).astype(dtype)
+        b2 = rand(rng, (785, 256), dtype)
+        outs = []
+        for nt in (1, 2, 3):
+            c2 = np.empty((301, 256), dtype)
+            _core.gemm(a2 if la == "c" else np.asfortranarray(a2), b2, c2, 1.0, 0.0, nt)
+            outs.append(c2)
+        assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+        assert_near(outs[0], ref.gemm(a2, b2, None), ref.gemm_error_scale(a2, b2, None), dtype,
+                    "sparse gemm", 2.0)
+
+
 def test_gemm_errors():
     a = np.ones((3, 4))
     with pytest.raises(ValueError):
