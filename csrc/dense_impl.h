@@ -1,28 +1,5 @@
 /* Dense layer kernels for one dtype; included by dense.c with T and FM_SUFFIX defined. */
 
-/* One row through a dense layer as a sum of weight rows, skipping zero inputs: a GEMV reads all
- * of W, this reads only the rows the input uses (MNIST pixels are 80% zero, ReLU outputs about
- * half). y = sum_k x_k W[k, :] in increasing k, then the bias and activation as the GEMM
- * epilogue applies them. */
-FM_CLONES static void FM_FN(sparse_row_axpy)(int64_t n_in, int64_t n_out, const T *x, int64_t csx,
-                                             const T *w, T *y) {
-    for (int64_t j = 0; j < n_out; j++) y[j] = 0;
-    for (int64_t k = 0; k < n_in; k++) {
-        const T xk = x[k * csx];
-        if (xk == (T)0) continue;
-        const T *wk = w + k * n_out;
-        FM_SIMD
-        for (int64_t j = 0; j < n_out; j++) y[j] += xk * wk[j];
-    }
-}
-
-/* The sparse row path pays when at least a quarter of the inputs are zero. */
-static int FM_FN(row_is_sparse)(int64_t n_in, const T *x, int64_t csx) {
-    int64_t zeros = 0;
-    for (int64_t k = 0; k < n_in; k++) zeros += x[k * csx] == (T)0;
-    return 4 * zeros >= n_in;
-}
-
 int FM_FN(fm_dense_forward_ws)(int64_t batch, int64_t n_in, int64_t n_out,
                                const T *x, int64_t rsx, int64_t csx, const T *w, const T *b,
                                T *z, T *y, int64_t ldy, int act, double act_param,
@@ -42,19 +19,9 @@ int FM_FN(fm_dense_forward_ws)(int64_t batch, int64_t n_in, int64_t n_out,
         epi.act_param = act_param;
         epi.z = (z && z != y) ? z : NULL;
     }
-    int status = FM_OK;
-    if (batch == 1 && n_in > 0 && FM_FN(row_is_sparse)(n_in, x, csx)) {
-        FM_FN(sparse_row_axpy)(n_in, n_out, x, csx, w, y);
-        for (int64_t j = 0; j < n_out; j++) {
-            const T v = b ? y[j] + b[j] : y[j];
-            if (epi.z) ((T *)epi.z)[j] = v;
-            y[j] = v;
-        }
-        FM_FN(fm_act_apply)(n_out, y, y, epi.act, epi.act_param);
-    } else {
-        status = FM_FN(fm_gemm_ex)(batch, n_out, n_in, x, rsx, csx, w, n_out, 1, y, ldy, 1, (T)1,
+    /* a single row (online SGD, predict of one sample) skips its zero inputs inside the GEMM */
+    int status = FM_FN(fm_gemm_ex)(batch, n_out, n_in, x, rsx, csx, w, n_out, 1, y, ldy, 1, (T)1,
                                    (T)0, &epi, ws, ws_size, n_threads);
-    }
     if (status != FM_OK || act != FM_ACT_SOFTMAX) return status;
     return FM_FN(fm_act_forward)(batch, n_out, y, ldy, y, ldy, FM_ACT_SOFTMAX, 0.0, n_threads);
 }

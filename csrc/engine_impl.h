@@ -593,4 +593,30 @@ int FM_FN(fm_net_predict)(const fm_net *net, int64_t n, const T *x, int64_t rsx,
     }
     return FM_OK;
 }
+/* Finite means an exponent field not all ones: integer tests, so the loop vectorizes (a float
+ * sum could not be reordered). */
+FM_CLONES int FM_FN(fm_all_finite)(int64_t rows, int64_t cols, const T *x, int64_t rsx,
+                                   int64_t csx) {
+    const uint64_t exp_mask = sizeof(T) == 4 ? 0x7f800000u : 0x7ff0000000000000u;
+    for (int64_t r = 0; r < rows; r++) {
+        const T *xr = x + r * rsx;
+        unsigned bad = 0;
+        if (sizeof(T) == 4) {
+            for (int64_t j = 0; j < cols; j++) {
+                uint32_t u;
+                memcpy(&u, xr + j * csx, sizeof u);
+                bad |= (u & (uint32_t)exp_mask) == (uint32_t)exp_mask;
+            }
+        } else {
+            for (int64_t j = 0; j < cols; j++) {
+                uint64_t u;
+                memcpy(&u, xr + j * csx, sizeof u);
+                bad |= (u & exp_mask) == exp_mask;
+            }
+        }
+        if (bad) return 0;
+    }
+    return 1;
+}
+
 #undef FM_ALIGN_UP

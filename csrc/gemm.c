@@ -470,7 +470,7 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                     nk = K->nonzero_k ? K->nonzero_k(mr, kc, as, rs, cs, max_nk, kidx) : -1;
                     if (nk < 0) nk = FM_FN(fm_gemm_nonzero_k)(mr, kc, as, rs, cs, max_nk, kidx);
                 }
-                step = (nk == kc && !x->packb && mr <= 3) ? FM_MIN(K->nr_small[mr], JW) : NR;
+                step = (!x->packb && mr <= 3) ? FM_MIN(K->nr_small[mr], JW) : NR;
                 for (j0 = ch * JW; j0 < je; j0 += step) {
                     const int nr = (int)FM_MIN((int64_t)step, je - j0);
                     const T *bt = x->packb ? bblk + (j0 / NR) * NR * kc : bblk + j0;

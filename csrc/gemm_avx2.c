@@ -109,6 +109,20 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
                 for (int v = 0; v < NV; v++) acc[i * NV + v] = V_FMA(av, bv[v], acc[i * NV + v]);
             }
         }
+    } else if (kidx) { /* wide tiles (never partial) over the listed k */
+        for (p = 0; p < kc; p++) {
+            const int64_t off = kidx[p];
+            const T *bp = b + off * ldb;
+            VT av[3];
+#pragma GCC unroll 3
+            for (int i = 0; i < MR; i++) av[i] = V_SET1(ar[i / 3][(i % 3) * rsa + off * csa]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) {
+                VT bv = V_LOAD(bp + v * VL);
+#pragma GCC unroll 3
+                for (int i = 0; i < MR; i++) acc[i * NV + v] = V_FMA(av[i], bv, acc[i * NV + v]);
+            }
+        }
     } else if (NV <= 2) {
         for (p = 0; p < kc; p++) {
             VT bv[2];
@@ -215,6 +229,9 @@ TILES_MR(6)
 TILE_FN(1, 8, 0)
 TILE_FN(2, 4, 0)
 TILE_FN(3, 4, 0)
+ITILE_FN(1, 8, 0)
+ITILE_FN(2, 4, 0)
+ITILE_FN(3, 4, 0)
 
 typedef void (*FN(fm_avx2_tile_fn))(int, int64_t, const T *, int64_t, int64_t, const T *, int64_t,
                                     T *, int64_t, int64_t, T, T);
@@ -234,9 +251,32 @@ typedef void (*FN(fm_avx2_itile_fn))(int, int64_t, const int32_t *, const T *, i
 static const FN(fm_avx2_itile_fn) FN(fm_avx2_itiles)[6][4] = {IROW(1), IROW(2), IROW(3),
                                                               IROW(4), IROW(5), IROW(6)};
 
+/* Same tile shapes as fm_avx2_ukr. */
 static void FN(fm_avx2_ukr_idx)(int mr, int nr, int64_t nk, const int32_t *kidx, const T *a,
                                 int64_t rsa, int64_t csa, const T *b, int64_t ldb, T *c,
                                 int64_t rsc, int64_t csc, T alpha, T beta) {
+    if (nr > 2 * VL) { /* mr <= 3, B in place */
+        if (mr == 1 && nr == 8 * VL) {
+            FN(fm_avx2_i1x8p0)(nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+            return;
+        }
+        if (mr == 2 && nr == 4 * VL) {
+            FN(fm_avx2_i2x4p0)(nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+            return;
+        }
+        if (mr == 3 && nr == 4 * VL) {
+            FN(fm_avx2_i3x4p0)(nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+            return;
+        }
+        while (nr > 0) {
+            int w = nr < 2 * VL ? nr : 2 * VL;
+            FN(fm_avx2_ukr_idx)(mr, w, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+            b += w;
+            c += w * csc;
+            nr -= w;
+        }
+        return;
+    }
     int nv = (nr + VL - 1) / VL;
     int part = nr != nv * VL;
     FN(fm_avx2_itiles)[mr - 1][2 * (nv - 1) + part](nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc,

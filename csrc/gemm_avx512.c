@@ -208,6 +208,20 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
                 for (int v = 0; v < NV; v++) acc[i * NV + v] = V_FMA(av, bv[v], acc[i * NV + v]);
             }
         }
+    } else if (kidx) { /* wide tiles (1 to 3 rows) over the listed k */
+        for (p = 0; p < kc; p++) {
+            const int64_t off = kidx[p];
+            const T *bp = b + off * ldb;
+            VT av[3];
+#pragma GCC unroll 3
+            for (int i = 0; i < MR; i++) av[i] = V_SET1(ar[0][i * rsa + off * csa]);
+#pragma GCC unroll 16
+            for (int v = 0; v < NV; v++) {
+                VT bv = v < NV - 1 ? V_LOAD(bp + v * VL) : V_LOADZ(ml, bp + v * VL);
+#pragma GCC unroll 3
+                for (int i = 0; i < MR; i++) acc[i * NV + v] = V_FMA(av[i], bv, acc[i * NV + v]);
+            }
+        }
     } else if (NV <= 2) {
         /* U independent accumulator sets (k interleaved, summed in a fixed order at the end)
          * give small tiles the 8+ FMA chains that hide the FMA latency */
@@ -383,10 +397,10 @@ TILE_FN(11, 2)
 TILE_FN(12, 2)
 TILE_FN(13, 2)
 TILE_FN(14, 2)
-DENSE_FN(1, 16)
-DENSE_FN(1, 8)
-DENSE_FN(2, 8)
-DENSE_FN(3, 8)
+TILE_FN(1, 16)
+TILE_FN(1, 8)
+TILE_FN(2, 8)
+TILE_FN(3, 8)
 
 typedef void (*FN(fm_avx512_tile_fn))(int, int64_t, const T *, int64_t, int64_t, const T *,
                                       int64_t, T *, int64_t, int64_t, T, T);
@@ -416,11 +430,31 @@ static const FN(fm_avx512_itile_fn) FN(fm_avx512_i2)[14] = {
     FN(fm_avx512_i9x2),  FN(fm_avx512_i10x2), FN(fm_avx512_i11x2), FN(fm_avx512_i12x2),
     FN(fm_avx512_i13x2), FN(fm_avx512_i14x2)};
 
+/* Same tile shapes as fm_avx512_ukr. */
 static void FN(fm_avx512_ukr_idx)(int mr, int nr, int64_t nk, const int32_t *kidx, const T *a,
                                   int64_t rsa, int64_t csa, const T *b, int64_t ldb, T *c,
                                   int64_t rsc, int64_t csc, T alpha, T beta) {
-    (nr <= VL ? FN(fm_avx512_i1) : FN(fm_avx512_i2))[mr - 1](nr, nk, kidx, a, rsa, csa, b, ldb, c,
-                                                             rsc, csc, alpha, beta);
+    if (nr <= VL) {
+        FN(fm_avx512_i1)[mr - 1](nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+    } else if (nr <= 2 * VL) {
+        FN(fm_avx512_i2)[mr - 1](nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+    } else if (mr == 1 && nr == 16 * VL) {
+        FN(fm_avx512_i1x16)(nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+    } else if (mr == 1 && nr == 8 * VL) {
+        FN(fm_avx512_i1x8)(nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+    } else if (mr == 2 && nr == 8 * VL) {
+        FN(fm_avx512_i2x8)(nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+    } else if (mr == 3 && nr == 8 * VL) {
+        FN(fm_avx512_i3x8)(nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+    } else { /* a partial wide tile (mr <= 3): 2-vector tiles */
+        while (nr > 0) {
+            int w = nr < 2 * VL ? nr : 2 * VL;
+            FN(fm_avx512_ukr_idx)(mr, w, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+            b += w;
+            c += w * csc;
+            nr -= w;
+        }
+    }
 }
 
 static void FN(fm_avx512_ukr)(int mr, int nr, int64_t kc, const T *a, int64_t rsa, int64_t csa,

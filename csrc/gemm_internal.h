@@ -17,7 +17,7 @@
  *
  * A zero-skipping kernel (optional) computes the same tile over the k indices kidx[0 .. nk) only
  * (increasing): A column kidx[q] at a + kidx[q] * csa, B row kidx[q] at b + kidx[q] * ldb;
- * 1 <= nr <= kernel.nr. The driver uses it for a sliver of A whose other columns are all zero
+ * mr and nr as for the micro-kernel. The driver uses it for a sliver of A whose other columns are all zero
  * (MNIST pixels: about half the k of a 14-image sliver), so those terms, exact zeros, are not
  * computed at all.
  *

@@ -368,3 +368,71 @@ def test_finiteness_check_has_no_false_alarm_on_huge_finite_values():
     model = mlp("float32").compile("softmax_cross_entropy")
     with np.errstate(over="raise", invalid="raise"):  # and no floating-point warning escapes
         assert model.predict(X).shape == (4, 3)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predict_fast_path_matches_the_general_path_and_checks_inputs(dtype):
+    """predict's fast path (a _core.Predictor, made by the first predict) takes arrays that
+    need no conversion; everything else, and every error, goes through the general path."""
+    X, y = make_data(n=300)
+    X = X.astype(dtype)
+    X[:, 2] = 0.0  # zero inputs: the GEMM skips them
+    model = mlp(dtype).compile("softmax_cross_entropy")
+    model.fit(X, y, epochs=1, batch_size=32)
+    assert model._fast_predict is None
+    want = model.predict(X)  # general path; makes the fast path
+    want_raw = model.predict_raw(X)
+    assert model._fast_predict is not None
+    model._use_engine = False
+    assert np.allclose(model.predict(X), want, rtol=1e-5, atol=1e-6)
+    model._use_engine = True
+    other = "float64" if dtype == "float32" else "float32"
+    for rows, view in [(slice(None), X), (slice(None), np.asfortranarray(X)),
+                       (slice(None, None, 3), X[::3]), (slice(5, 6), X[5:6]),
+                       (slice(None, None, -1), X[::-1]), (slice(None), X.astype(other)),
+                       (slice(0, 4), X[:4].tolist())]:
+        got = model.predict(view)
+        assert got.dtype == np.dtype(dtype) and got.flags.c_contiguous
+        assert np.allclose(got, want[rows], rtol=1e-5, atol=1e-7)
+        if view is X:
+            assert np.array_equal(got, want)  # the same engine call, the same bits
+    assert np.array_equal(model.predict_raw(X), want_raw)
+    for value, message in [(np.nan, "contains NaN"), (np.inf, "infinity"), (-np.inf, "infinity")]:
+        bad = X.copy()
+        bad[123, 4] = value
+        with pytest.raises(ValueError, match=message):
+            model.predict(bad)
+        with pytest.raises(ValueError, match=message):
+            model.predict_raw(bad[123:124])
+    with pytest.raises(ValueError, match="features"):
+        model.predict(X[:, :6])
+    with pytest.raises(ValueError, match="0 sample"):
+        model.predict(X[:0])
+    # new weights are read by the fast path; compile drops it
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    halved = model.predict(X)
+    model._use_engine = False
+    assert np.allclose(model.predict(X), halved, rtol=1e-5, atol=1e-6)
+    model._use_engine = True
+    assert not np.allclose(halved, want)
+    model.compile("softmax_cross_entropy")
+    assert model._fast_predict is None
+    assert np.array_equal(model.predict(X), halved)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_finite_kernel(dtype):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(37, 53)).astype(dtype)
+    X[5, 7] = np.finfo(dtype).max  # huge but finite
+    X[6, 8] = -0.0
+    X[7, 9] = np.finfo(dtype).tiny / 4  # subnormal
+    model = fm.Sequential([fm.Dense(4)], input_dim=53, dtype=dtype).compile("mse")
+    model.predict(X)  # makes the fast path, which checks with fm_all_finite in C
+    for value in (np.nan, np.inf, -np.inf):
+        for r, c in [(0, 0), (36, 52), (20, 31)]:
+            bad = X.copy()
+            bad[r, c] = value
+            for view in (bad, np.asfortranarray(bad), bad[r:r + 1]):
+                assert model._fast_predict(view, False, 1) is None
+        assert model._fast_predict(X, False, 1) is not None

@@ -637,3 +637,135 @@ cdef class NetPlan:
                                             &out[0, 0], out.strides[0] // sz, raw, chunk,
                                             &workspace[0], workspace.shape[0], n_threads)
         _check(status)
+
+
+cdef object _ndarray = np.ndarray
+cdef object _empty = np.empty
+cdef enum:
+    _POOL = 4
+
+
+cdef class Predictor:
+    """predict's fast path for one plan and one parameter array: inputs that are already 2-D
+    arrays of the parameters' dtype, the right width, positive strides and finite values go
+    straight to the C engine (no conversion, no copy); for anything else the call returns None
+    and the model's general path converts the input or explains what is wrong.
+
+    Thread-safe: each call takes a workspace of its own from a small pool (taken and returned
+    while holding the GIL) and runs the network without the GIL."""
+    cdef NetPlan plan
+    cdef readonly object params
+    cdef object dtype
+    cdef bint f64
+    cdef const float[::1] p32
+    cdef const double[::1] p64
+    cdef int64_t chunk
+    cdef int64_t ws_rows
+    cdef int ws_threads
+    cdef size_t ws_need
+    cdef void *free_ws[_POOL]
+    cdef size_t free_size[_POOL]
+    cdef int n_free
+
+    def __cinit__(self, NetPlan plan, params, int64_t chunk):
+        self.plan = plan
+        self.params = params
+        self.dtype = params.dtype
+        self.f64 = params.dtype == np.float64
+        if self.f64:
+            self.p64 = params
+        else:
+            self.p32 = params
+        self.chunk = chunk
+        self.ws_rows = -1
+        self.n_free = 0
+
+    def __dealloc__(self):
+        cdef int i
+        for i in range(self.n_free):
+            free(self.free_ws[i])
+
+    cdef void *_take(self, int64_t rows, int n_threads, size_t *size):
+        cdef int i
+        cdef void *p
+        if rows != self.ws_rows or n_threads != self.ws_threads:
+            self.ws_need = (fm_net_workspace_size_f64(&self.plan.net, rows, 0, n_threads) if self.f64
+                            else fm_net_workspace_size_f32(&self.plan.net, rows, 0, n_threads))
+            self.ws_rows, self.ws_threads = rows, n_threads
+        size[0] = self.ws_need
+        for i in range(self.n_free - 1, -1, -1):
+            if self.free_size[i] >= self.ws_need:
+                p = self.free_ws[i]
+                size[0] = self.free_size[i]
+                self.n_free -= 1
+                self.free_ws[i] = self.free_ws[self.n_free]
+                self.free_size[i] = self.free_size[self.n_free]
+                return p
+        return malloc(self.ws_need if self.ws_need else 1)
+
+    cdef void _give(self, void *p, size_t size):
+        if self.n_free < _POOL:
+            self.free_ws[self.n_free] = p
+            self.free_size[self.n_free] = size
+            self.n_free += 1
+        else:
+            free(p)
+
+    def __call__(self, X, bint raw, int n_threads):
+        if type(X) is not _ndarray or X.dtype is not self.dtype:
+            return None
+        shape = X.shape
+        if len(shape) != 2 or shape[1] != self.plan.n_inputs or shape[0] == 0:
+            return None
+        out = _empty((shape[0], self.plan.n_outputs), self.dtype)
+        if self.f64:
+            return out if self._run64(X, out, raw, n_threads) else None
+        return out if self._run32(X, out, raw, n_threads) else None
+
+    cdef bint _run32(self, const float[:, :] x, float[:, ::1] out, bint raw, int n_threads) except -1:
+        cdef Py_ssize_t sz = sizeof(float)
+        if x.strides[0] <= 0 or x.strides[1] <= 0 or x.strides[0] % sz or x.strides[1] % sz:
+            return False
+        cdef int64_t n = x.shape[0], rows = min(n, self.chunk)
+        cdef int64_t rsx = x.strides[0] // sz, csx = x.strides[1] // sz
+        cdef size_t size
+        cdef void *ws = self._take(rows, n_threads, &size)
+        cdef int status = FM_OK
+        if ws == NULL:
+            raise MemoryError("fastmlp could not allocate the predict workspace")
+        with nogil:
+            if not fm_all_finite_f32(n, x.shape[1], &x[0, 0], rsx, csx):
+                status = FM_ERR_NONFINITE
+            else:
+                status = fm_net_predict_f32(&self.plan.net, n, &x[0, 0], rsx, csx, &self.p32[0],
+                                            &out[0, 0], out.shape[1], raw, rows, ws, size,
+                                            n_threads)
+        self._give(ws, size)
+        if status == FM_ERR_NONFINITE:
+            return False  # the general path names the problem
+        _check(status)
+        return True
+
+    cdef bint _run64(self, const double[:, :] x, double[:, ::1] out, bint raw, int n_threads) except -1:
+        cdef Py_ssize_t sz = sizeof(double)
+        if x.strides[0] <= 0 or x.strides[1] <= 0 or x.strides[0] % sz or x.strides[1] % sz:
+            return False
+        cdef int64_t n = x.shape[0], rows = min(n, self.chunk)
+        cdef int64_t rsx = x.strides[0] // sz, csx = x.strides[1] // sz
+        cdef size_t size
+        cdef void *ws = self._take(rows, n_threads, &size)
+        cdef int status = FM_OK
+        if ws == NULL:
+            raise MemoryError("fastmlp could not allocate the predict workspace")
+        with nogil:
+            if not fm_all_finite_f64(n, x.shape[1], &x[0, 0], rsx, csx):
+                status = FM_ERR_NONFINITE
+            else:
+                status = fm_net_predict_f64(&self.plan.net, n, &x[0, 0], rsx, csx, &self.p64[0],
+                                            &out[0, 0], out.shape[1], raw, rows, ws, size,
+                                            n_threads)
+        self._give(ws, size)
+        if status == FM_ERR_NONFINITE:
+            return False
+        _check(status)
+        return True

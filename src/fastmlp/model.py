@@ -240,7 +240,7 @@ class Sequential:
         if self.built:
             self.optimizer.setup(self.n_params, self.dtype)
         self._fused = self._detect_fusion()
-        self._predict_cache = None
+        self._predict_cache = self._fast_predict = None
         return self
 
     def _detect_fusion(self):
@@ -585,6 +585,8 @@ class Sequential:
 
     #: rows per engine call in predict: bounds the workspace, whatever the input size
     _PREDICT_CHUNK = 1024
+    #: predict's fast path (a _core.Predictor), made by the first general predict after compile
+    _fast_predict = None
 
     def _predict_plan(self):
         """The inference plan, built once per compile/build (layer settings are fixed from
@@ -623,10 +625,18 @@ class Sequential:
         plan.predict(X, self._params, out, raw, chunk, workspace, nt)
         if len(pool) < 4:
             pool.append(workspace)
+        fast = self._fast_predict
+        if fast is None or fast.params is not self._params:
+            self._fast_predict = _core.Predictor(plan, self._params, self._PREDICT_CHUNK)
         return out
 
     def predict_raw(self, X):
         """The network's raw outputs (logits for the cross-entropies), before the loss's link."""
+        fast = self._fast_predict
+        if fast is not None and fast.params is self._params and self._use_engine:
+            out = fast(X, True, self._predict_threads())
+            if out is not None:
+                return out
         X = self._check_predict_input(X)
         out = self._predict_engine(X, raw=True) if self._use_engine else None
         return self._infer_logits(X) if out is None else out
@@ -635,6 +645,11 @@ class Sequential:
         """Outputs after the output activation: class probabilities for the cross-entropies
         (softmax / sigmoid), signs for the perceptron and hinge losses, values for MSE.
         Stores nothing, so several threads may predict with one model at once."""
+        fast = self._fast_predict  # arrays that need no conversion nor check in Python
+        if fast is not None and fast.params is self._params and self._use_engine:
+            out = fast(X, False, self._predict_threads())
+            if out is not None:
+                return out
         X = self._check_predict_input(X)
         out = self._predict_engine(X, raw=False) if self._use_engine else None
         if out is not None:
@@ -706,7 +721,9 @@ class Sequential:
     # ---- misc ----
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.pop("_predict_cache", None)  # compiled plans and scratch are rebuilt on demand
+        # compiled plans and scratch are rebuilt on demand
+        state.pop("_predict_cache", None)
+        state.pop("_fast_predict", None)
         if state.get("_params") is not None:
             # Each layer's parameters are views of the flat vector and would be pickled again as
             # copies, and the gradient buffer is scratch: pickle the flat vector once, layers
