@@ -576,6 +576,9 @@ int FM_FN(fm_net_predict)(const fm_net *net, int64_t n, const T *x, int64_t rsx,
     const int64_t k = net->layers[L - 1].n_out;
     const int top = net->fused == FM_FUSED_ACTIVATION ? L - 2 : L - 1;
     const int skip_last = net->fused == FM_FUSED_DENSE;
+    /* one row runs faster than a parallel region starts (MNIST MLP: 5.5 us on 1 thread, 8.1 on
+     * 2; from 2 rows on, 2 threads win) */
+    if (n == 1) n_threads = 1;
     for (int64_t i0 = 0; i0 < n; i0 += chunk) {
         const int64_t rows = FM_MIN(chunk, n - i0);
         status = FM_FN(net_forward)(net, top, rows, x + i0 * rsx, rsx, csx, params, &ws, 0, skip_last,
