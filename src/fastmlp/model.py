@@ -473,7 +473,12 @@ class Sequential:
         plan = self._plan(labelled="labels" in targets) if self._use_engine else None
         workspace, nt = None, self._threads()  # fixed for the whole fit: the workspace fits nt
         if plan is not None:
-            workspace = np.empty(plan.workspace_size(self.dtype, batch_size, True, nt), np.uint8)
+            # kept between fit calls: one fit per epoch (a training loop, the bench) then
+            # allocates nothing, and the process's memory is settled after the first call
+            size = plan.workspace_size(self.dtype, batch_size, True, nt)
+            workspace = self.__dict__.get("_train_workspace")
+            if workspace is None or workspace.size < size:
+                workspace = self._train_workspace = np.empty(size, np.uint8)
         self.stop_training = False
         hooks.on_train_begin()
         logs = {}
@@ -724,6 +729,7 @@ class Sequential:
         # compiled plans and scratch are rebuilt on demand
         state.pop("_predict_cache", None)
         state.pop("_fast_predict", None)
+        state.pop("_train_workspace", None)
         if state.get("_params") is not None:
             # Each layer's parameters are views of the flat vector and would be pickled again as
             # copies, and the gradient buffer is scratch: pickle the flat vector once, layers
