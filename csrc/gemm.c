@@ -327,6 +327,32 @@ static void FM_FN(fm_gemm_epi_row)(const fm_epilogue *e, int64_t i, int64_t j0, 
     }
 }
 
+/* The epilogue over rows [i0, i0 + mr) x columns [j0, j0 + nr) of C, just computed. With unit
+ * column stride and the hidden layers' usual activations (identity, ReLU) it runs here as plain
+ * vector loops, built for the CPU at hand; otherwise row by row as above. ReLU is written as in
+ * fm_act_apply, so both give the same values. */
+FM_CLONES static void FM_FN(fm_gemm_epi_tile)(const fm_epilogue *e, int64_t i0, int mr, int64_t j0,
+                                              int64_t nr, T *c, int64_t rsc, int64_t csc) {
+    const int relu = e->act == FM_ACT_RELU;
+    int i;
+    if (csc == 1 && (relu || (e->act == FM_ACT_IDENTITY && e->act_param == 1.0))) {
+        const T *bias = e->bias ? (const T *)e->bias + j0 : NULL;
+        for (i = 0; i < mr; i++) {
+            T *cr = c + i * rsc;
+            T *z = e->z ? (T *)e->z + (i0 + i) * e->rsz + j0 : NULL;
+            int64_t j;
+            if (bias)
+                for (j = 0; j < nr; j++) cr[j] += bias[j];
+            if (z && z != cr)
+                for (j = 0; j < nr; j++) z[j] = cr[j];
+            if (relu)
+                for (j = 0; j < nr; j++) cr[j] = cr[j] > 0 ? cr[j] : (T)0;
+        }
+        return;
+    }
+    for (i = 0; i < mr; i++) FM_FN(fm_gemm_epi_row)(e, i0 + i, j0, nr, c + i * rsc, csc);
+}
+
 /* k == 0 or alpha == 0: C := beta*C (C not read when beta == 0), then the epilogue. */
 static void FM_FN(fm_gemm_scale)(int64_t m, int64_t n, T *c, int64_t rsc, int64_t csc, T beta,
                                  const fm_epilogue *e) {
@@ -481,12 +507,8 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                     else
                         K->ukr(mr, nr, kc, as, rs, cs, bt, ldb, ct, x->rsc, x->csc, x->alpha,
                                beta_eff);
-                    if (last && x->epi) {
-                        int i;
-                        for (i = 0; i < mr; i++)
-                            FM_FN(fm_gemm_epi_row)(x->epi, i0 + i, jc + j0, nr, ct + i * x->rsc,
-                                                   x->csc);
-                    }
+                    if (last && x->epi)
+                        FM_FN(fm_gemm_epi_tile)(x->epi, i0, mr, jc + j0, nr, ct, x->rsc, x->csc);
                 }
             }
 #ifdef _OPENMP
@@ -523,11 +545,7 @@ static void FM_FN(fm_gemm_body_dot)(const FM_FN(fm_gemm_ctx) * x, int tid, int n
             T *ct = x->c + i0 * x->rsc + j0 * x->csc;
             K->dot(mr, nr, x->k, x->a + i0 * x->rsa, x->rsa, x->b + j0 * x->csb, x->csb, ct, x->rsc,
                    x->csc, x->alpha, x->beta);
-            if (x->epi) {
-                int i;
-                for (i = 0; i < mr; i++)
-                    FM_FN(fm_gemm_epi_row)(x->epi, i0 + i, j0, nr, ct + i * x->rsc, x->csc);
-            }
+            if (x->epi) FM_FN(fm_gemm_epi_tile)(x->epi, i0, mr, j0, nr, ct, x->rsc, x->csc);
         }
     }
 }
