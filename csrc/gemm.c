@@ -245,8 +245,10 @@ static void FM_FN(fm_gemm_pack_a)(int mr, int64_t kc, const T *restrict a, int64
 }
 
 /* The k of an A sliver (rows [0, mr) x k [0, kc)) where some row is not zero, into kidx; returns
- * their count, or kc as soon as more than max_nk are found (then the dense kernel runs, and a
- * sliver without zeros costs about one load per k here). NaN and -0.0: NaN is kept, -0.0 == 0. */
+ * their count, or kc as soon as more than max_nk are found or none of the first
+ * FM_GEMM_ZSCAN_PROBE k is a zero column (then the dense kernel runs: a hidden layer's sliver,
+ * zeros scattered at random, is given up after 32 k). NaN is kept, -0.0 == 0. The SIMD scans
+ * (kernel.nonzero_k) follow the same rules. */
 static int64_t FM_FN(fm_gemm_nonzero_k)(int mr, int64_t kc, const T *restrict a, int64_t rsa,
                                         int64_t csa, int64_t max_nk, int32_t *restrict kidx) {
     int64_t p, nk = 0;
@@ -259,6 +261,7 @@ static int64_t FM_FN(fm_gemm_nonzero_k)(int mr, int64_t kc, const T *restrict a,
             if (nk == max_nk) return kc;
             kidx[nk++] = (int32_t)p;
         }
+        if (p + 1 == FM_GEMM_ZSCAN_PROBE && nk == p + 1) return kc;
     }
     return nk;
 }

@@ -413,7 +413,7 @@ static FM_AVX2 int64_t FN(fm_avx2_nonzero_k)(int mr, int64_t kc, const T *a, int
                 kidx[nk++] = (int32_t)(p + __builtin_ctz(nz));
                 nz &= nz - 1;
             }
-            if (nk > max_nk) return kc;
+            if (nk > max_nk || (p + VL == FM_GEMM_ZSCAN_PROBE && nk == p + VL)) return kc;
         }
         return nk;
     }
@@ -426,7 +426,7 @@ static FM_AVX2 int64_t FN(fm_avx2_nonzero_k)(int mr, int64_t kc, const T *a, int
             if (mr > VL) nz |= V_NZBITS(V_LOADM(ac + VL, m1));
             kidx[nk] = (int32_t)p;
             nk += nz != 0;
-            if (nk > max_nk) return kc;
+            if (nk > max_nk || (p + 1 == FM_GEMM_ZSCAN_PROBE && nk == p + 1)) return kc;
         }
         return nk;
     }

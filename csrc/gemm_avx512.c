@@ -604,7 +604,7 @@ static FM_AVX512 int64_t FN(fm_avx512_nonzero_k)(int mr, int64_t kc, const T *a,
             _mm512_mask_compressstoreu_epi32(kidx + nk, (__mmask16)nz,
                                              _mm512_add_epi32(iota, _mm512_set1_epi32((int)p)));
             nk += __builtin_popcount((unsigned)nz);
-            if (nk > max_nk) return kc;
+            if (nk > max_nk || (p + VL == FM_GEMM_ZSCAN_PROBE && nk == p + VL)) return kc;
         }
         return nk;
     }
@@ -617,7 +617,7 @@ static FM_AVX512 int64_t FN(fm_avx512_nonzero_k)(int mr, int64_t kc, const T *a,
             if (m1) nz |= V_NZ(V_LOADZ(m1, ac + VL));
             kidx[nk] = (int32_t)p;
             nk += nz != 0;
-            if (nk > max_nk) return kc;
+            if (nk > max_nk || (p + 1 == FM_GEMM_ZSCAN_PROBE && nk == p + 1)) return kc;
         }
         return nk;
     }

@@ -39,6 +39,8 @@
 #define FM_GEMM_NR_WIDE_MAX 128
 /* Largest k block any kernel uses (sizes the zero-skipping index list on the stack). */
 #define FM_GEMM_KC_MAX 512
+/* The zero scan gives a sliver up when none of its first this many k is a zero column. */
+#define FM_GEMM_ZSCAN_PROBE 32
 
 #define FM_GEMM_DECLARE_KERNEL(T, S)                                                              \
     typedef void (*fm_gemm_ukr_##S)(int mr, int nr, int64_t kc, const T *a, int64_t rsa,         \
