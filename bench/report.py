@@ -342,6 +342,30 @@ def memory_table(r):
 
 
 # --------------------------------------------------------------------------- targets
+def gemm_targets(r):
+    """The GEMM-alone targets from bench_gemm's rows: the worst fastmlp ÷ OpenBLAS (median
+    times) of each group, per dtype. Batch is m for fwd/dX shapes and k for dW shapes."""
+    rows = ((r.get("bench_gemm") or {}).get("json") or {}).get("results") or []
+    out = []
+    for dt in sorted({e["dtype"] for e in rows}):
+        groups = {"layer shapes at batch ≥ 64": (lambda e, b: b >= 64, 0.95),
+                  "256→10 layer (fwd3, dW3, dX3), every batch": (lambda e, b: e["shape"][-1] == "3", 1.0),
+                  "layer shapes at batch ≤ 32": (lambda e, b: b <= 32, 1.0)}
+        for name, (take, goal) in groups.items():
+            sel = [e for e in rows if e["dtype"] == dt and e["shape"] != "square"
+                   and take(e, e["k"] if e["shape"].startswith("dW") else e["m"])]
+            if not sel:
+                continue
+            worst = min(sel, key=lambda e: e["ratio"])
+            v = worst["ratio"]
+            out.append({"target": f"GEMM {dt}, {name}: worst fastmlp ÷ OpenBLAS",
+                        "value": round(v, 3), "goal": goal,
+                        "met": v >= goal if goal < 1 else v > goal,
+                        "note": f"worst: {worst['shape']} {worst['m']}×{worst['n']}×{worst['k']}; "
+                                f"{sum(e['ratio'] >= goal for e in sel)}/{len(sel)} shapes reach it"})
+    return out
+
+
 def evaluate_targets(r):
     """The issue's targets as (name, value, goal, met) from whatever the results hold."""
     out = []
@@ -362,6 +386,7 @@ def evaluate_targets(r):
             out.append({"target": f"training b{B}, {T} thread(s), {what}: GFLOP/s ÷ NumPy "
                                   "sgemm 1024³",
                         "value": round(v, 3), "goal": GEMM_TARGET, "met": v >= GEMM_TARGET})
+    out += gemm_targets(r)
     inf = _index(r.get("inference"), "peer", "threads")
     for T in sorted({k[1] for k in inf}):
         a, b = inf.get(("fastmlp", T)), inf.get(("torch", T))

@@ -54,7 +54,7 @@ def run_bench_gemm(args, results):
     if args.quick and "--quick" in help_text:
         cmd.append("--quick")
     if "--dtype" in help_text:
-        cmd += ["--dtype", "float32"]
+        cmd += ["--dtype", "both"]
     json_out = RESULTS / "run_bench_gemm.json"
     if "--out" in help_text:
         cmd += ["--out", str(json_out)]  # leave the script's own default results file alone
@@ -73,7 +73,7 @@ def run_bench_gemm(args, results):
     results["bench_gemm"] = {"command": " ".join(Path(c).name if i == 0 else c
                                                  for i, c in enumerate(cmd)),
                              "returncode": code, "seconds": round(time.perf_counter() - t0, 1),
-                             "stdout_tail": out.strip().splitlines()[-40:]}
+                             "stdout_tail": out.strip().splitlines()[-80:]}
     if "--out" in help_text and json_out.exists():
         try:
             results["bench_gemm"]["json"] = json.loads(json_out.read_text())
