@@ -390,6 +390,9 @@ static size_t FM_FN(fm_gemm_plan_make)(FM_FN(fm_gemm_plan) * pl, const KERNEL *K
     const int64_t cols = FM_MIN(FM_MAX(m, n), (int64_t)K->nc);
     pl->K = K;
     pl->kcb = fm_gemm_kblock_(k, K->kc);
+    /* sizing: a smaller k may take a larger block (k = 300 is one block of 300, k = 400 two of
+     * 200), so a workspace sized here must hold the largest block any k' <= k uses */
+    if (packb < 0) pl->kcb = FM_MIN(k, (int64_t)K->kc);
     pl->ncb = packb ? (int64_t)fm_gemm_round_up_((size_t)cols, (size_t)K->nr) : 0;
     pl->a_elems = fm_gemm_round_up_((size_t)K->mr * (size_t)pl->kcb, FM_GEMM_ALIGN / sizeof(T));
     pl->b_elems = fm_gemm_round_up_((size_t)pl->ncb * (size_t)pl->kcb, FM_GEMM_ALIGN / sizeof(T));
@@ -406,8 +409,9 @@ size_t FM_FN(fm_gemm_workspace_size)(int64_t m, int64_t n, int64_t k, int n_thre
     FM_FN(fm_gemm_plan) pl;
     size_t blocked, bt;
     if (m <= 0 || n <= 0 || k <= 0) return 0;
-    /* strides are unknown here: count the B pack, which only some problems need */
-    blocked = FM_FN(fm_gemm_plan_make)(&pl, FM_FN(fm_gemm_kernel_select)(), m, n, k, 1, n_threads);
+    /* strides are unknown here: count the B pack, which only some problems need (packb = -1:
+     * packed, and the bound for every k' <= k) */
+    blocked = FM_FN(fm_gemm_plan_make)(&pl, FM_FN(fm_gemm_kernel_select)(), m, n, k, -1, n_threads);
     bt = FM_FN(fm_gemm_bt_elems)(n, k) * sizeof(T) + FM_GEMM_ALIGN;
     return FM_MAX(blocked, bt);
 }

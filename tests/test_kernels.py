@@ -184,7 +184,7 @@ TILE_TRIPLES = sorted(set(
     [(m, n, 7) for m in (1, 2, 3, 4, 5, 6, 7, 13, 14, 15, 27, 28, 29) for n in (1, 15, 16, 17, 33)]
     + [(3, n, 5) for n in (31, 32, 63, 64, 65, 127, 128, 129, 257)]
     + [(m, 129, 3) for m in (1, 2, 15, 16, 17)]
-    # k blocks (f32 kc 256/384, f64 192/256) and balanced splits
+    # k blocks (kc 256/384) and balanced splits
     + [(m, n, k) for m, n, k in itertools.product((5, 17), (9, 33), (191, 192, 193, 255, 256, 257,
                                                                   383, 384, 385, 769, 1031))]
     # the cross product of a few sizes of the list in the brief

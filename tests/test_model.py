@@ -343,11 +343,13 @@ def test_compiled_engine_equals_layer_by_layer_path(name, dtype, batch_size):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("batch_size", [2, 17, 64, 190, 384, 500])
+@pytest.mark.parametrize("batch_size", [2, 17, 64, 190, 384, 390, 500])
 def test_sgd_fused_into_the_weight_gradient_gemm_equals_layer_path(dtype, batch_size):
     # Plain SGD is applied inside the dW GEMM (W := W - lr x^T dz) when the product is formed in
     # one k block; the shapes here visit the GEMM's blocked, swapped, narrow and dot paths and
-    # batches on both sides of the k-block limit.
+    # batches on both sides of the k-block limit. The last batch (600 % batch_size rows) may
+    # take a larger k block than a full one (f32: 390 rows are two blocks of 200, the last 210
+    # in one block): the workspace sized for the full batch must hold it.
     rng = np.random.default_rng(7)
     X = rng.normal(size=(600, 100))
     y = rng.integers(0, 10, 600)

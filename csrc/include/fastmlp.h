@@ -89,7 +89,8 @@ typedef struct fm_epilogue {
     int64_t rsz;
 } fm_epilogue;
 
-/* Bytes of workspace fm_gemm_ex_* needs for these sizes and thread count (0 when it needs none). */
+/* Bytes of workspace fm_gemm_ex_* needs for these sizes and thread count (0 when it needs none);
+ * enough for any problem with m, n, k and n_threads no larger (a last, shorter batch). */
 size_t fm_gemm_workspace_size_f32(int64_t m, int64_t n, int64_t k, int n_threads);
 size_t fm_gemm_workspace_size_f64(int64_t m, int64_t n, int64_t k, int n_threads);
 
