@@ -9,6 +9,7 @@ int FM_FN(fm_dense_forward_ws)(int64_t batch, int64_t n_in, int64_t n_out,
     fm_epilogue epi;
     epi.bias = b;
     epi.rsz = ldy;
+    epi.grad = 0;
     if (act == FM_ACT_SOFTMAX) {
         /* Softmax needs whole rows, so it runs after the GEMM rather than inside its tiles. */
         epi.act = FM_ACT_IDENTITY;
@@ -30,8 +31,8 @@ int FM_FN(fm_dense_backward_ws)(int64_t batch, int64_t n_in, int64_t n_out,
                                 const T *x, int64_t rsx, int64_t csx, const T *w,
                                 const T *z, const T *y, const T *dy, int64_t ldy,
                                 T *dz, T *dx, int64_t ldx, T *dw, T *db,
-                                int act, double act_param, void *ws, size_t ws_size,
-                                int n_threads) {
+                                int act, double act_param, const fm_epilogue *dx_epi,
+                                void *ws, size_t ws_size, int n_threads) {
     if (batch < 0 || n_in < 0 || n_out < 0 || act < 0 || act >= FM_ACT_COUNT_) return FM_ERR_ARG;
     if (ldy < n_out || (dx && ldx < n_in)) return FM_ERR_ARG;
     int status;
@@ -53,7 +54,7 @@ int FM_FN(fm_dense_backward_ws)(int64_t batch, int64_t n_in, int64_t n_out,
     if (dx) {
         /* dX = dZ W^T */
         status = FM_FN(fm_gemm_ex)(batch, n_in, n_out, g, ldy, 1, w, 1, n_out, dx, ldx, 1,
-                                   (T)1, (T)0, NULL, ws, ws_size, n_threads);
+                                   (T)1, (T)0, dx_epi, ws, ws_size, n_threads);
     }
     return status;
 }
@@ -79,5 +80,5 @@ int FM_FN(fm_dense_backward)(int64_t batch, int64_t n_in, int64_t n_out,
                              T *dz, T *dx, int64_t ldx, T *dw, T *db,
                              int act, double act_param, int n_threads) {
     return FM_FN(fm_dense_backward_ws)(batch, n_in, n_out, x, rsx, csx, w, z, y, dy, ldy, dz, dx,
-                                       ldx, dw, db, act, act_param, NULL, 0, n_threads);
+                                       ldx, dw, db, act, act_param, NULL, NULL, 0, n_threads);
 }

@@ -288,8 +288,9 @@ static int FM_FN(sgd_slice)(const fm_optim *opt, T *params, const T *grads, int6
  * kernels as fm_dense_backward_ws for dz and dx (dx from the weights before the update), then
  * the rank-1 update in place of dW = x^T dz. */
 static int FM_FN(dense_backward_sgd)(const fm_layer *ly, const T *x, const T *pre, const T *y,
-                                     const T *dy, T *dz, T *dx, T *params, const fm_optim *opt,
-                                     int act, double param, FM_FN(net_ws) *ws, int n_threads) {
+                                     const T *dy, T *dz, T *dx, const fm_epilogue *dx_epi,
+                                     T *params, const fm_optim *opt, int act, double param,
+                                     FM_FN(net_ws) *ws, int n_threads) {
     int status;
     const T *g = dy;
     if (!(act == FM_ACT_IDENTITY && param == 1.0)) {
@@ -301,7 +302,7 @@ static int FM_FN(dense_backward_sgd)(const fm_layer *ly, const T *x, const T *pr
     T *w = params + ly->w_offset;
     if (dx) {
         status = FM_FN(fm_gemm_ex)(1, ly->n_in, ly->n_out, g, ly->n_out, 1, w, 1, ly->n_out, dx,
-                                   ly->n_in, 1, (T)1, (T)0, NULL, ws->gemm_ws, ws->gemm_ws_size,
+                                   ly->n_in, 1, (T)1, (T)0, dx_epi, ws->gemm_ws, ws->gemm_ws_size,
                                    n_threads);
         if (status != FM_OK) return status;
     }
@@ -322,8 +323,9 @@ static int FM_FN(dense_backward_sgd)(const fm_layer *ly, const T *x, const T *pr
  * through its gradient and the usual SGD rule. */
 static int FM_FN(dense_backward_gemm_sgd)(const fm_layer *ly, int64_t rows, const T *x,
                                           const T *pre, const T *y, const T *dy, T *dz, T *dx,
-                                          T *params, T *grads, const fm_optim *opt, int act,
-                                          double param, FM_FN(net_ws) *ws, int n_threads) {
+                                          const fm_epilogue *dx_epi, T *params, T *grads,
+                                          const fm_optim *opt, int act, double param,
+                                          FM_FN(net_ws) *ws, int n_threads) {
     int status = FM_OK;
     const T *g = dy;
     if (!(act == FM_ACT_IDENTITY && param == 1.0)) {
@@ -335,7 +337,7 @@ static int FM_FN(dense_backward_gemm_sgd)(const fm_layer *ly, int64_t rows, cons
     T *w = params + ly->w_offset;
     if (dx) {
         status = FM_FN(fm_gemm_ex)(rows, ly->n_in, ly->n_out, g, ly->n_out, 1, w, 1, ly->n_out, dx,
-                                   ly->n_in, 1, (T)1, (T)0, NULL, ws->gemm_ws, ws->gemm_ws_size,
+                                   ly->n_in, 1, (T)1, (T)0, dx_epi, ws->gemm_ws, ws->gemm_ws_size,
                                    n_threads);
         if (status != FM_OK) return status;
     }
@@ -359,32 +361,51 @@ static int FM_FN(net_backward)(const fm_net *net, int top, int64_t rows, T *para
     const int L = net->n_layers;
     T *g = ws->g0, *g_next = ws->g1;
     int status = FM_OK;
+    /* 1 when g already holds the gradient at layer l's pre-activation: the dX product of the
+     * layer above applied this ReLU layer's derivative in its output tiles */
+    int g_at_pre = 0;
     for (int l = top; l >= 0 && status == FM_OK; l--) {
         const fm_layer *ly = &net->layers[l];
         const T *in = l > 0 ? ws->out[l - 1] : ws->xb;
-        int swap = 1;
+        int swap = 1, next_at_pre = 0;
         switch (ly->kind) {
         case FM_LAYER_DENSE: {
-            const int from_pre = l == L - 1 && net->fused == FM_FUSED_DENSE;
+            const int from_pre = (l == L - 1 && net->fused == FM_FUSED_DENSE) || g_at_pre;
             const int act = from_pre ? FM_ACT_IDENTITY : ly->act;
             const double param = from_pre ? 1.0 : ly->act_param;
             const T *pre = FM_FN(dense_has_pre)(ly) ? ws->pre[l] : ws->out[l];
+            /* a ReLU Dense layer below: its derivative is applied inside this layer's dX
+             * product (a select on the tile just computed), instead of a pass of its own */
+            fm_epilogue dx_epi;
+            const fm_epilogue *dxe = NULL;
+            if (l > 0 && net->layers[l - 1].kind == FM_LAYER_DENSE &&
+                net->layers[l - 1].act == FM_ACT_RELU) {
+                const fm_layer *below = &net->layers[l - 1];
+                dx_epi.bias = NULL;
+                dx_epi.act = FM_ACT_RELU;
+                dx_epi.act_param = below->act_param;
+                dx_epi.z = FM_FN(dense_has_pre)(below) ? ws->pre[l - 1] : ws->out[l - 1];
+                dx_epi.rsz = below->n_out;
+                dx_epi.grad = 1;
+                dxe = &dx_epi;
+                next_at_pre = 1;
+            }
             if (fused_update == FM_UPDATE_RANK1 && FM_FN(dense_fusable)(ly)) {
                 status = FM_FN(dense_backward_sgd)(ly, in, pre, ws->out[l], g, ws->scratch,
-                                                   l > 0 ? g_next : NULL, params, opt, act, param,
-                                                   ws, n_threads);
+                                                   l > 0 ? g_next : NULL, dxe, params, opt, act,
+                                                   param, ws, n_threads);
                 break;
             }
             if (fused_update == FM_UPDATE_GEMM && FM_FN(dense_fusable)(ly)) {
                 status = FM_FN(dense_backward_gemm_sgd)(ly, rows, in, pre, ws->out[l], g, ws->scratch,
-                                                        l > 0 ? g_next : NULL, params, grads, opt,
-                                                        act, param, ws, n_threads);
+                                                        l > 0 ? g_next : NULL, dxe, params, grads,
+                                                        opt, act, param, ws, n_threads);
                 break;
             }
             status = FM_FN(fm_dense_backward_ws)(
                 rows, ly->n_in, ly->n_out, in, ly->n_in, 1, params + ly->w_offset, pre, ws->out[l], g,
                 ly->n_out, ws->scratch, l > 0 ? g_next : NULL, ly->n_in, grads + ly->w_offset,
-                ly->b_offset >= 0 ? grads + ly->b_offset : NULL, act, param, ws->gemm_ws,
+                ly->b_offset >= 0 ? grads + ly->b_offset : NULL, act, param, dxe, ws->gemm_ws,
                 ws->gemm_ws_size, n_threads);
             break;
         }
@@ -397,7 +418,7 @@ static int FM_FN(net_backward)(const fm_net *net, int top, int64_t rows, T *para
                     rows, ly->n_in, cols, in, ly->n_in, 1, params + ly->w_offset, ws->scratch,
                     ws->scratch, ws->scratch, cols, ws->scratch, l > 0 ? g_next : NULL, ly->n_in,
                     grads + ly->w_offset, ly->b_offset >= 0 ? grads + ly->b_offset : NULL,
-                    FM_ACT_IDENTITY, 1.0, ws->gemm_ws, ws->gemm_ws_size, n_threads);
+                    FM_ACT_IDENTITY, 1.0, NULL, ws->gemm_ws, ws->gemm_ws_size, n_threads);
             break;
         }
         case FM_LAYER_ACTIVATION:
@@ -432,6 +453,7 @@ static int FM_FN(net_backward)(const fm_net *net, int top, int64_t rows, T *para
             g = g_next;
             g_next = tmp;
         }
+        g_at_pre = next_at_pre;
     }
     return status;
 }

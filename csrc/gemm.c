@@ -309,6 +309,15 @@ static void FM_FN(fm_gemm_pack_b)(const KERNEL *K, int nr, int64_t kc, const T *
 static void FM_FN(fm_gemm_epi_row)(const fm_epilogue *e, int64_t i, int64_t j0, int64_t nr, T *cr,
                                    int64_t csc) {
     const T *bias = e->bias ? (const T *)e->bias + j0 : NULL;
+    if (e->grad) { /* ReLU's derivative, written as fm_act_backward writes it */
+        const T *zr = (const T *)e->z + i * e->rsz + j0;
+        int64_t j;
+        for (j = 0; j < nr; j++) {
+            const T g = cr[j * csc];
+            cr[j * csc] = zr[j] > 0 ? g : (T)0;
+        }
+        return;
+    }
     T *z = e->z ? (T *)e->z + i * e->rsz + j0 : NULL;
     int act = !(e->act == FM_ACT_IDENTITY && e->act_param == 1.0);
     int64_t j;
@@ -340,7 +349,19 @@ FM_CLONES static void FM_FN(fm_gemm_epi_tile)(const fm_epilogue *e, int64_t i0, 
                                               int64_t nr, T *c, int64_t rsc, int64_t csc) {
     const int relu = e->act == FM_ACT_RELU;
     int i;
-    if (csc == 1 && (relu || (e->act == FM_ACT_IDENTITY && e->act_param == 1.0))) {
+    if (csc == 1 && e->grad) {
+        for (i = 0; i < mr; i++) {
+            T *cr = c + i * rsc;
+            const T *zr = (const T *)e->z + (i0 + i) * e->rsz + j0;
+            int64_t j;
+            for (j = 0; j < nr; j++) {
+                const T g = cr[j];
+                cr[j] = zr[j] > 0 ? g : (T)0;
+            }
+        }
+        return;
+    }
+    if (csc == 1 && !e->grad && (relu || (e->act == FM_ACT_IDENTITY && e->act_param == 1.0))) {
         const T *bias = e->bias ? (const T *)e->bias + j0 : NULL;
         for (i = 0; i < mr; i++) {
             T *cr = c + i * rsc;
@@ -596,6 +617,9 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     if (m < 0 || n < 0 || k < 0) return FM_ERR_ARG;
     if (epilogue && (epilogue->act < 0 || epilogue->act >= FM_ACT_COUNT_ ||
                      epilogue->act == FM_ACT_SOFTMAX))
+        return FM_ERR_ARG;
+    if (epilogue && epilogue->grad &&
+        (epilogue->act != FM_ACT_RELU || epilogue->bias || !epilogue->z))
         return FM_ERR_ARG;
     if (m == 0 || n == 0) return FM_OK;
     if (k == 0 || alpha == 0) {

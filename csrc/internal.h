@@ -46,8 +46,8 @@
     int fm_dense_backward_ws_##S(int64_t batch, int64_t n_in, int64_t n_out, const T *x,          \
                                  int64_t rsx, int64_t csx, const T *w, const T *z, const T *y,    \
                                  const T *dy, int64_t ldy, T *dz, T *dx, int64_t ldx, T *dw,      \
-                                 T *db, int act, double act_param, void *ws, size_t ws_size,      \
-                                 int n_threads);                                                  \
+                                 T *db, int act, double act_param, const fm_epilogue *dx_epi,     \
+                                 void *ws, size_t ws_size, int n_threads);                        \
     size_t fm_dense_workspace_size_##S(int64_t batch, int64_t n_in, int64_t n_out, int n_threads);
 #define FM_DECLARE_SGD_RANK1(T, S)                                                                \
     int fm_sgd_rank1_update_##S(int64_t n_in, int64_t n_out, const T *x, const T *dz, T *w, T *vw, \

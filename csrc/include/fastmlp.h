@@ -87,6 +87,10 @@ typedef struct fm_epilogue {
     double act_param;
     void *z;            /* optional pre-activation output, or NULL */
     int64_t rsz;
+    /* 1: the backward form, for dX = dZ W^T of the layer above a ReLU layer: C := C where
+     * z > 0, else 0 (z: that layer's forward pre-activation, read only; act FM_ACT_RELU, no
+     * bias), i.e. C becomes the gradient at the ReLU's input, as fm_act_backward would give. */
+    int grad;
 } fm_epilogue;
 
 /* Bytes of workspace fm_gemm_ex_* needs for these sizes and thread count (0 when it needs none);

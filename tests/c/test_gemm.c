@@ -102,7 +102,8 @@ typedef struct {
     int la, lb;   /* layouts of A and B */
     int csc;      /* column stride of C (1, 2, 3) */
     double alpha, beta;
-    int epi;      /* 0 none, 1 bias+z+relu, 2 bias+relu, 3 z+identity(param 2), 4 bias only */
+    int epi;      /* 0 none, 1 bias+z+relu, 2 bias+relu, 3 z+identity(param 2), 4 bias only,
+                     5 the backward form: C where z > 0, else 0 (z read only) */
     int threads;  /* max n_threads for the determinism check (1 = none) */
     int use_ws;   /* caller-provided (misaligned) workspace */
 } tcase;
@@ -166,7 +167,7 @@ static void run_case(const char *kern, const tcase *t) {
     const int64_t m = t->m, n = t->n, k = t->k;
     const double eps = dt ? 1.1102230246251565e-16 : 5.9604644775390625e-08;
     int64_t rsa, csa, rsb, csb, rsc, rsz = n + 3, i, j, p;
-    buf A, B, C, C0, Z, bias;
+    buf A, B, C, C0, Z, Z0, bias;
     fm_epilogue e;
     const fm_epilogue *ep = NULL;
     char msg[200] = "";
@@ -188,6 +189,11 @@ static void run_case(const char *kern, const tcase *t) {
     for (s = 0; s < bias.n; s++) bset(&bias, s, urand());
     bfill(&C, SENTINEL);
     bfill(&Z, SENTINEL);
+    if (t->epi == 5) /* the forward's pre-activations: signs mixed, some exact zeros */
+        for (i = 0; i < m; i++)
+            for (j = 0; j < n; j++) bset(&Z, (size_t)(i * rsz + j), (i + j) % 7 ? urand() : 0.0);
+    Z0 = balloc(dt, Z.n);
+    memcpy(Z0.p, Z.p, Z.n * esize(dt));
     for (i = 0; i < m; i++)
         for (j = 0; j < n; j++)
             bset(&C, (size_t)(i * rsc + j * t->csc), t->beta == 0 ? NAN : urand());
@@ -197,8 +203,10 @@ static void run_case(const char *kern, const tcase *t) {
         e.bias = (t->epi == 1 || t->epi == 2 || t->epi == 4) ? bias.p : NULL;
         e.act = (t->epi == 1 || t->epi == 2) ? FM_ACT_RELU : FM_ACT_IDENTITY;
         e.act_param = t->epi == 3 ? 2.0 : 1.0;
-        e.z = (t->epi == 1 || t->epi == 3) ? Z.p : NULL;
+        e.z = (t->epi == 1 || t->epi == 3 || t->epi == 5) ? Z.p : NULL;
         e.rsz = rsz;
+        e.grad = t->epi == 5;
+        if (t->epi == 5) e.act = FM_ACT_RELU;
         ep = &e;
     }
 
@@ -240,6 +248,7 @@ static void run_case(const char *kern, const tcase *t) {
             zw = v;
             want = v;
             if (ep && ep->act == FM_ACT_RELU) want = v > 0 ? v : 0;
+            if (ep && ep->grad) want = bget(&Z0, (size_t)(i * rsz + j)) > 0 ? v : 0;
             if (ep && ep->act == FM_ACT_IDENTITY) {
                 want = ep->act_param * v;
                 mag *= fabs(ep->act_param);
@@ -250,7 +259,7 @@ static void run_case(const char *kern, const tcase *t) {
                          (long long)i, (long long)j, got, want, 2.0 * (double)(k + 4) * eps * mag);
                 ok = 0;
             }
-            if (ok && ep && ep->z) {
+            if (ok && ep && ep->z && !ep->grad) {
                 double zg = bget(&Z, (size_t)(i * rsz + j));
                 double zm = bound[i * n + j] + (ep->bias ? fabs(bget(&bias, (size_t)j)) : 0);
                 if (!(fabs(zg - zw) <= 2.0 * (double)(k + 4) * eps * zm + 1e-300)) {
@@ -273,7 +282,11 @@ static void run_case(const char *kern, const tcase *t) {
                 ok = 0;
             }
         }
-        for (s = 0; s < Z.n && ok; s++) {
+        if (ep && ep->grad && memcmp(Z.p, Z0.p, Z.n * esize(dt)) != 0) {
+            snprintf(msg, sizeof msg, "z written by the backward form");
+            ok = 0;
+        }
+        for (s = 0; s < Z.n && ok && !(ep && ep->grad); s++) { /* the memcmp covered it */
             int64_t off = (int64_t)s;
             int is_elem = ep && ep->z && off / rsz < m && off % rsz < n;
             if (!is_elem && bget(&Z, s) != SENTINEL) {
@@ -308,6 +321,7 @@ static void run_case(const char *kern, const tcase *t) {
     free(C.p);
     free(C0.p);
     free(Z.p);
+    free(Z0.p);
     free(bias.p);
 }
 
@@ -315,7 +329,8 @@ static void run_case(const char *kern, const tcase *t) {
 static void run_api_checks(void) {
     float a[4] = {1, 2, 3, 4}, b[4] = {1, 0, 0, 1}, c[4] = {NAN, NAN, NAN, NAN};
     double cd[4] = {5, 5, 5, 5};
-    fm_epilogue bad = {NULL, FM_ACT_SOFTMAX, 1.0, NULL, 0};
+    fm_epilogue bad = {NULL, FM_ACT_SOFTMAX, 1.0, NULL, 0, 0};
+    fm_epilogue bad_grad = {NULL, FM_ACT_TANH, 1.0, c, 2, 1};
     tcase t = {0};
     int st;
     st = fm_gemm_f32(-1, 2, 2, a, 2, 1, b, 2, 1, c, 2, 1, 1, 0, 1);
@@ -324,6 +339,8 @@ static void run_api_checks(void) {
     report(st == FM_ERR_ARG, "api", &t, "negative k");
     st = fm_gemm_ex_f32(2, 2, 2, a, 2, 1, b, 2, 1, c, 2, 1, 1, 0, &bad, NULL, 0, 1);
     report(st == FM_ERR_ARG, "api", &t, "softmax epilogue");
+    st = fm_gemm_ex_f32(2, 2, 2, a, 2, 1, b, 2, 1, c, 2, 1, 1, 0, &bad_grad, NULL, 0, 1);
+    report(st == FM_ERR_ARG, "api", &t, "backward epilogue other than ReLU");
     st = fm_gemm_f32(0, 2, 2, a, 2, 1, b, 2, 1, c, 2, 1, 1, 0, 1);
     report(st == FM_OK && isnan(c[0]), "api", &t, "m = 0 touches C");
     st = fm_gemm_f64(2, 0, 2, NULL, 2, 1, NULL, 2, 1, cd, 2, 1, 1, 0, 1);
@@ -382,7 +399,7 @@ int main(int argc, char **argv) {
                         t.csc = idx % 7 == 0 ? 3 : 1;
                         t.alpha = ab[idx % 6][0];
                         t.beta = ab[idx % 6][1];
-                        t.epi = (int)((idx / 2) % 5);
+                        t.epi = (int)((idx / 2) % 6);
                         t.threads = idx % 11 == 0 ? 7 : 1;
                         t.use_ws = idx % 4 == 1;
                         run_case(kern, &t);
@@ -414,7 +431,7 @@ int main(int argc, char **argv) {
                     for (la = 0; la < 2; la++)
                         for (lb = 0; lb < 2; lb++)
                             for (csc = 1; csc <= 2; csc++)
-                                for (epi = 0; epi < 5; epi++) {
+                                for (epi = 0; epi < 6; epi++) {
                                     tcase t = {dt,  shapes[s][0], shapes[s][1], shapes[s][2],
                                                la,  lb,           csc,          1.5,
                                                epi % 2 ? 0.0 : -1.0,        epi, 1, epi == 2};
