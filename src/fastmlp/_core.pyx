@@ -711,12 +711,15 @@ cdef class Predictor:
         else:
             free(p)
 
-    def __call__(self, X, bint raw, int n_threads):
+    def __call__(self, X, bint raw, threads):
+        """threads: the thread cap, or a callable returning it (called for two rows or more: a
+        single row always runs on one thread)."""
         if type(X) is not _ndarray or X.dtype is not self.dtype:
             return None
         shape = X.shape
         if len(shape) != 2 or shape[1] != self.plan.n_inputs or shape[0] == 0:
             return None
+        cdef int n_threads = 1 if shape[0] == 1 else (threads() if callable(threads) else threads)
         out = _empty((shape[0], self.plan.n_outputs), self.dtype)
         if self.f64:
             return out if self._run64(X, out, raw, n_threads) else None

@@ -639,7 +639,7 @@ class Sequential:
         """The network's raw outputs (logits for the cross-entropies), before the loss's link."""
         fast = self._fast_predict
         if fast is not None and fast.params is self._params and self._use_engine:
-            out = fast(X, True, self._predict_threads())
+            out = fast(X, True, self._predict_threads)
             if out is not None:
                 return out
         X = self._check_predict_input(X)
@@ -652,7 +652,7 @@ class Sequential:
         Stores nothing, so several threads may predict with one model at once."""
         fast = self._fast_predict  # arrays that need no conversion nor check in Python
         if fast is not None and fast.params is self._params and self._use_engine:
-            out = fast(X, False, self._predict_threads())
+            out = fast(X, False, self._predict_threads)
             if out is not None:
                 return out
         X = self._check_predict_input(X)
