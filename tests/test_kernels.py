@@ -231,6 +231,11 @@ def test_gemm_large_and_packed(gemm_kernel, dtype):
     run_gemm_case(rng, 1537, 19, 21, dtype, "c", "c", "c", 1.0, 0.0)
     run_gemm_case(rng, 23, 1100, 45, dtype, "c", "cs", "c", 1.0, 2.0)
     run_gemm_case(rng, 40, 600, 50, dtype, "rs", "f", "f", 1.0, 0.0)
+    # path edges: dot up to 16 rows (A by rows, B by columns), narrow n from 128 rows
+    for m in (16, 17):
+        run_gemm_case(rng, m, 100, 100, dtype, "c", "f", "c", 1.0, 0.5)
+    for m in (127, 128, 200):
+        run_gemm_case(rng, m, 10, 256, dtype, "c", "c", "cs", 1.0, 0.0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -421,10 +421,11 @@ int main(int argc, char **argv) {
             }
             /* all four transpose combinations, C column strides 1 and 2, every epilogue */
             {
-                /* blocked, dot (m <= 64, B^T), narrow n (dot with B^T packed), swapped (A^T) */
+                /* blocked, dot (m <= 16, B^T), narrow n (dot with B^T packed, m >= 128),
+                 * swapped (A^T) */
                 const int64_t shapes[][3] = {{MR + 1, NR + 3, KC + 2}, {3 * MR, 2 * NR, 33},
-                                             {1, 200, 100}, {64, 10, 256}, {70, 256, 50},
-                                             {100, 7, 100}};
+                                             {1, 200, 100}, {16, 40, 100}, {64, 10, 256},
+                                             {130, 10, 256}, {70, 256, 50}, {100, 7, 100}};
                 unsigned s;
                 int la, lb, csc, epi;
                 for (s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
