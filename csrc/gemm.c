@@ -139,6 +139,19 @@ static int fm_gemm_pack_b_(int64_t m, int64_t csb) { return csb != 1 || m >= FM_
 #define REF_MR 4
 #define REF_NR 8
 
+static void FM_FN(fm_gemm_ref_store)(int mr, int nr, T ab[REF_MR][REF_NR], T *c, int64_t rsc,
+                                     int64_t csc, T alpha, T beta) {
+    int i, j;
+    for (i = 0; i < mr; i++) {
+        T *cr = c + i * rsc;
+        if (beta == 0) {
+            for (j = 0; j < nr; j++) cr[j * csc] = alpha * ab[i][j];
+        } else {
+            for (j = 0; j < nr; j++) cr[j * csc] = alpha * ab[i][j] + beta * cr[j * csc];
+        }
+    }
+}
+
 static void FM_FN(fm_gemm_ref_ukr)(int mr, int nr, int64_t kc, const T *a, int64_t rsa, int64_t csa,
                                    const T *b, int64_t ldb, T *c, int64_t rsc, int64_t csc, T alpha,
                                    T beta) {
@@ -160,14 +173,7 @@ static void FM_FN(fm_gemm_ref_ukr)(int mr, int nr, int64_t kc, const T *a, int64
                 for (j = 0; j < nr; j++) ab[i][j] += ap[i * rsa] * bp[j];
         }
     }
-    for (i = 0; i < mr; i++) {
-        T *cr = c + i * rsc;
-        if (beta == 0) {
-            for (j = 0; j < nr; j++) cr[j * csc] = alpha * ab[i][j];
-        } else {
-            for (j = 0; j < nr; j++) cr[j * csc] = alpha * ab[i][j] + beta * cr[j * csc];
-        }
-    }
+    FM_FN(fm_gemm_ref_store)(mr, nr, ab, c, rsc, csc, alpha, beta);
 }
 
 static void FM_FN(fm_gemm_ref_ukr_idx)(int mr, int nr, int64_t nk, const int32_t *kidx,
@@ -184,14 +190,7 @@ static void FM_FN(fm_gemm_ref_ukr_idx)(int mr, int nr, int64_t nk, const int32_t
         for (i = 0; i < mr; i++)
             for (j = 0; j < nr; j++) ab[i][j] += ap[i * rsa] * bp[j];
     }
-    for (i = 0; i < mr; i++) {
-        T *cr = c + i * rsc;
-        if (beta == 0) {
-            for (j = 0; j < nr; j++) cr[j * csc] = alpha * ab[i][j];
-        } else {
-            for (j = 0; j < nr; j++) cr[j * csc] = alpha * ab[i][j] + beta * cr[j * csc];
-        }
-    }
+    FM_FN(fm_gemm_ref_store)(mr, nr, ab, c, rsc, csc, alpha, beta);
 }
 
 const KERNEL FM_FN(fm_gemm_ref) = {"reference",

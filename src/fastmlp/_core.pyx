@@ -721,54 +721,53 @@ cdef class Predictor:
             return None
         cdef int n_threads = 1 if shape[0] == 1 else (threads() if callable(threads) else threads)
         out = _empty((shape[0], self.plan.n_outputs), self.dtype)
-        if self.f64:
-            return out if self._run64(X, out, raw, n_threads) else None
-        return out if self._run32(X, out, raw, n_threads) else None
+        return out if self._run(X, out, raw, n_threads) else None
 
-    cdef bint _run32(self, const float[:, :] x, float[:, ::1] out, bint raw, int n_threads) except -1:
-        cdef Py_ssize_t sz = sizeof(float)
-        if x.strides[0] <= 0 or x.strides[1] <= 0 or x.strides[0] % sz or x.strides[1] % sz:
+    cdef bint _run(self, X, out, bint raw, int n_threads) except -1:
+        """out := the network's outputs for X; False (nothing written) when X has strides the
+        engine does not take or values that are not finite."""
+        cdef const float[:, :] x32
+        cdef const double[:, :] x64
+        cdef float[:, ::1] o32
+        cdef double[:, ::1] o64
+        cdef const void *xp
+        cdef void *op
+        cdef Py_ssize_t s0, s1, sz
+        cdef int64_t n, cols
+        if self.f64:
+            x64, o64, sz = X, out, sizeof(double)
+            s0, s1, n, cols = x64.strides[0], x64.strides[1], x64.shape[0], x64.shape[1]
+            xp, op = &x64[0, 0], &o64[0, 0]
+        else:
+            x32, o32, sz = X, out, sizeof(float)
+            s0, s1, n, cols = x32.strides[0], x32.strides[1], x32.shape[0], x32.shape[1]
+            xp, op = &x32[0, 0], &o32[0, 0]
+        if s0 <= 0 or s1 <= 0 or s0 % sz or s1 % sz:
             return False
-        cdef int64_t n = x.shape[0], rows = min(n, self.chunk)
-        cdef int64_t rsx = x.strides[0] // sz, csx = x.strides[1] // sz
+        cdef int64_t rows = min(n, self.chunk), rsx = s0 // sz, csx = s1 // sz
+        cdef int64_t n_out = self.plan.n_outputs
         cdef size_t size
         cdef void *ws = self._take(rows, n_threads, &size)
         cdef int status = FM_OK
         if ws == NULL:
             raise MemoryError("fastmlp could not allocate the predict workspace")
         with nogil:
-            if not fm_all_finite_f32(n, x.shape[1], &x[0, 0], rsx, csx):
-                status = FM_ERR_NONFINITE
+            if self.f64:
+                if not fm_all_finite_f64(n, cols, <const double *>xp, rsx, csx):
+                    status = FM_ERR_NONFINITE
+                else:
+                    status = fm_net_predict_f64(&self.plan.net, n, <const double *>xp, rsx, csx,
+                                                &self.p64[0], <double *>op, n_out, raw, rows, ws,
+                                                size, n_threads)
             else:
-                status = fm_net_predict_f32(&self.plan.net, n, &x[0, 0], rsx, csx, &self.p32[0],
-                                            &out[0, 0], out.shape[1], raw, rows, ws, size,
-                                            n_threads)
+                if not fm_all_finite_f32(n, cols, <const float *>xp, rsx, csx):
+                    status = FM_ERR_NONFINITE
+                else:
+                    status = fm_net_predict_f32(&self.plan.net, n, <const float *>xp, rsx, csx,
+                                                &self.p32[0], <float *>op, n_out, raw, rows, ws,
+                                                size, n_threads)
         self._give(ws, size)
         if status == FM_ERR_NONFINITE:
             return False  # the general path names the problem
-        _check(status)
-        return True
-
-    cdef bint _run64(self, const double[:, :] x, double[:, ::1] out, bint raw, int n_threads) except -1:
-        cdef Py_ssize_t sz = sizeof(double)
-        if x.strides[0] <= 0 or x.strides[1] <= 0 or x.strides[0] % sz or x.strides[1] % sz:
-            return False
-        cdef int64_t n = x.shape[0], rows = min(n, self.chunk)
-        cdef int64_t rsx = x.strides[0] // sz, csx = x.strides[1] // sz
-        cdef size_t size
-        cdef void *ws = self._take(rows, n_threads, &size)
-        cdef int status = FM_OK
-        if ws == NULL:
-            raise MemoryError("fastmlp could not allocate the predict workspace")
-        with nogil:
-            if not fm_all_finite_f64(n, x.shape[1], &x[0, 0], rsx, csx):
-                status = FM_ERR_NONFINITE
-            else:
-                status = fm_net_predict_f64(&self.plan.net, n, &x[0, 0], rsx, csx, &self.p64[0],
-                                            &out[0, 0], out.shape[1], raw, rows, ws, size,
-                                            n_threads)
-        self._give(ws, size)
-        if status == FM_ERR_NONFINITE:
-            return False
         _check(status)
         return True
