@@ -255,6 +255,19 @@ int FM_FN(fm_prelu_backward)(int64_t rows, int64_t cols, const T *z, int64_t rsz
     return FM_OK;
 }
 
+/* Columns [j0, j1) of the sums, each accumulated in double in row order; the vector loop runs
+ * across columns, so the instruction set never changes a sum. */
+FM_CLONES static void FM_FN(colsum_block)(int64_t rows, int64_t j0, int64_t j1, const T *x,
+                                          int64_t rsx, T *out) {
+    double acc[FM_COL_BLOCK];
+    for (int64_t j = j0; j < j1; j++) acc[j - j0] = 0.0;
+    for (int64_t i = 0; i < rows; i++) {
+        const T *xi = x + i * rsx;
+        for (int64_t j = j0; j < j1; j++) acc[j - j0] += (double)xi[j];
+    }
+    for (int64_t j = j0; j < j1; j++) out[j] = (T)acc[j - j0];
+}
+
 int FM_FN(fm_colsum)(int64_t rows, int64_t cols, const T *x, int64_t rsx, T *out, int n_threads) {
     if (rows < 0 || cols < 0) return FM_ERR_ARG;
     const int nt = fm_threads_for((double)rows * (double)cols, n_threads);
@@ -266,13 +279,7 @@ int FM_FN(fm_colsum)(int64_t rows, int64_t cols, const T *x, int64_t rsx, T *out
 #endif
     for (blk = 0; blk < n_blocks; blk++) {
         const int64_t j0 = blk * FM_COL_BLOCK, j1 = FM_MIN(cols, j0 + FM_COL_BLOCK);
-        double acc[FM_COL_BLOCK];
-        for (int64_t j = j0; j < j1; j++) acc[j - j0] = 0.0;
-        for (int64_t i = 0; i < rows; i++) {
-            const T *xi = x + i * rsx;
-            for (int64_t j = j0; j < j1; j++) acc[j - j0] += (double)xi[j];
-        }
-        for (int64_t j = j0; j < j1; j++) out[j] = (T)acc[j - j0];
+        FM_FN(colsum_block)(rows, j0, j1, x, rsx, out);
     }
     return FM_OK;
 }
