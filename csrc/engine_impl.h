@@ -56,8 +56,12 @@ static int FM_FN(net_check)(const fm_net *net) {
     return FM_OK;
 }
 
+/* 1 if a Dense layer keeps its pre-activation for the backward pass. ReLU does not: its
+ * derivative tests z > 0, and y = (z > 0 ? z : 0) > 0 exactly when z > 0 (NaN included), so
+ * the backward reads y and the forward stores one array instead of two. */
 static int FM_FN(dense_has_pre)(const fm_layer *ly) {
-    return ly->kind == FM_LAYER_DENSE && !(ly->act == FM_ACT_IDENTITY && ly->act_param == 1.0);
+    return ly->kind == FM_LAYER_DENSE && !(ly->act == FM_ACT_IDENTITY && ly->act_param == 1.0) &&
+           ly->act != FM_ACT_RELU;
 }
 
 /* Elements of the per-layer `pre` buffer per row (0: none). */
