@@ -245,24 +245,23 @@ def _parse_hidden(text):
     return sizes
 
 
-def _positive_int(text):
+def _argument(text, convert, valid, expected):
+    """convert(text) if it parses and passes valid, else argparse's error naming `expected`."""
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        value = None
+    if value is None or not valid(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def _positive_int(text):
+    return _argument(text, int, lambda v: v >= 1, "a positive integer")
 
 
 def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
+    return _argument(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def _non_negative(text):
