@@ -558,17 +558,25 @@ static void FM_FN(fm_gemm_body_dot)(const FM_FN(fm_gemm_ctx) * x, int tid, int n
     const int64_t JW = 48; /* columns per task (spread over tiles of at most dot_nr[mr]) */
     const int64_t m = x->m, n = x->n;
     const int64_t n_ir = (m + MD - 1) / MD, n_ch = (n + JW - 1) / JW;
-    int64_t task, lo, hi;
+    /* columns per tile: at most dot_nr[mr], spread evenly over a chunk (n = 10 with 6-column
+     * tiles: 5 + 5, no idle columns); worked out once for full chunks and once for the last, as
+     * divisions per task cost as much as a short product */
+    int step_of[2][5];
+    int64_t task, lo, hi, ch, ir;
+    for (int last = 0; last < 2; last++) {
+        const int64_t w = last ? n - (n_ch - 1) * JW : JW;
+        for (int r = 1; r <= MD; r++) {
+            const int64_t ntile = (w + K->dot_nr[r] - 1) / K->dot_nr[r];
+            step_of[last][r] = (int)((w + ntile - 1) / ntile);
+        }
+    }
     FM_FN(fm_gemm_share)(n_ch * n_ir, tid, nt, &lo, &hi);
+    ch = lo / n_ir, ir = lo % n_ir;
     for (task = lo; task < hi; task++) {
-        const int64_t ch = task / n_ir, ir = task % n_ir;
         const int64_t i0 = ir * MD;
         const int mr = (int)FM_MIN((int64_t)MD, m - i0);
         const int64_t je = FM_MIN(n, (ch + 1) * JW);
-        /* columns per tile: at most dot_nr[mr], spread evenly over the chunk (n = 10 with
-         * 6-column tiles: 5 + 5, no idle columns) */
-        const int64_t ntile = (je - ch * JW + K->dot_nr[mr] - 1) / K->dot_nr[mr];
-        const int step = (int)((je - ch * JW + ntile - 1) / ntile);
+        const int step = step_of[ch == n_ch - 1][mr];
         int64_t j0;
         for (j0 = ch * JW; j0 < je; j0 += step) {
             const int nr = (int)FM_MIN((int64_t)step, je - j0);
@@ -577,6 +585,7 @@ static void FM_FN(fm_gemm_body_dot)(const FM_FN(fm_gemm_ctx) * x, int tid, int n
                    x->csc, x->alpha, x->beta);
             if (x->epi) FM_FN(fm_gemm_epi_tile)(x->epi, i0, mr, j0, nr, ct, x->rsc, x->csc);
         }
+        if (++ir == n_ir) ir = 0, ch++;
     }
 }
 

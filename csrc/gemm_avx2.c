@@ -337,7 +337,6 @@ FM_AVX2_INLINE void FN(fm_avx2_dot_tile)(const int MD, const int ND, int mr, int
                                          T alpha, T beta) {
     const T *ap[2], *bp[8];
     VT acc[8];
-    T sum[8];
     int64_t p = 0;
 #pragma GCC unroll 2
     for (int i = 0; i < MD; i++) ap[i] = a + (i < mr ? i : 0) * rsa;
@@ -368,15 +367,13 @@ FM_AVX2_INLINE void FN(fm_avx2_dot_tile)(const int MD, const int ND, int mr, int
             for (int i = 0; i < MD; i++) acc[i * ND + j] = V_FMA(av[i], bv, acc[i * ND + j]);
         }
     }
-#pragma GCC unroll 8
-    for (int i = 0; i < MD * ND; i++) sum[i] = FN(fm_avx2_hsum)(acc[i]);
+    /* each sum goes straight to C: a T[] of sums reloaded as vectors stalls store forwarding */
     for (int i = 0; i < mr && i < MD; i++) {
         T *cr = c + i * rsc;
-        if (beta == 0)
-            for (int j = 0; j < nr && j < ND; j++) cr[j * csc] = alpha * sum[i * ND + j];
-        else
-            for (int j = 0; j < nr && j < ND; j++)
-                cr[j * csc] = alpha * sum[i * ND + j] + beta * cr[j * csc];
+        for (int j = 0; j < nr && j < ND; j++) {
+            const T s = FN(fm_avx2_hsum)(acc[i * ND + j]);
+            cr[j * csc] = beta == 0 ? alpha * s : alpha * s + beta * cr[j * csc];
+        }
     }
 }
 

@@ -219,6 +219,11 @@ def test_gemm_alpha_beta(gemm_kernel, dtype, alpha, beta):
         for lc in ("c", "cs", "f"):
             run_gemm_case(rng, m, n, k, dtype, "c", "c", lc, alpha, beta)
             run_gemm_case(rng, m, n, k, dtype, "f", "cs", lc, alpha, beta)
+    # the dot path (A by rows, B a transposed view, at most 16 rows): 1, 2 and 4-row tiles,
+    # full and partial 4-column groups, short k for one to three rows
+    for m, n, k in [(1, 37, 70), (2, 11, 65), (3, 9, 10), (5, 23, 129), (16, 6, 64)]:
+        for lc in ("c", "f"):
+            run_gemm_case(rng, m, n, k, dtype, "c", "f", lc, alpha, beta)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -63,9 +63,30 @@ def gemm_kernel_name(dtype):
     raise TypeError(f"dtype {dt} is not supported; use float32 or float64")
 
 
-def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
-         double alpha=1.0, double beta=0.0, int n_threads=1):
+cdef object _float32 = np.dtype(np.float32)
+cdef object _float64 = np.dtype(np.float64)
+
+
+def gemm(a, b, c, double alpha=1.0, double beta=0.0, int n_threads=1):
     """c := alpha * a @ b + beta * c, in place; any element strides (transposed views welcome)."""
+    # Dispatch on the dtype object by hand: a fused def function's signature matching cost about
+    # as much as a whole one-row product.
+    dt = getattr(a, "dtype", None)
+    if dt is _float32:
+        _gemm[float](a, b, c, alpha, beta, n_threads)
+    elif dt is _float64:
+        _gemm[double](a, b, c, alpha, beta, n_threads)
+    else:
+        _gemm_any(a, b, c, alpha, beta, n_threads)
+
+
+def _gemm_any(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
+              double alpha=1.0, double beta=0.0, int n_threads=1):
+    _gemm(a, b, c, alpha, beta, n_threads)
+
+
+cdef _gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
+           double alpha, double beta, int n_threads):
     cdef int64_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
     if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n:
         raise ValueError(f"gemm: shapes {tuple((a.shape[0], a.shape[1]))} @ {tuple((b.shape[0], b.shape[1]))} -> "
