@@ -377,10 +377,13 @@ FM_AVX2_INLINE void FN(fm_avx2_dot_tile)(const int MD, const int ND, int mr, int
     }
 }
 
+/* one row: the whole run of columns in one call, 8 at a time, so tiles overlap in the core */
 static FM_AVX2 void FN(fm_avx2_d1x8)(int mr, int nr, int64_t k, const T *a, int64_t rsa,
                                      const T *b, int64_t csb, T *c, int64_t rsc, int64_t csc,
                                      T alpha, T beta) {
-    FN(fm_avx2_dot_tile)(1, 8, mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
+    for (int j = 0; j < nr; j += 8)
+        FN(fm_avx2_dot_tile)(1, 8, mr, nr - j < 8 ? nr - j : 8, k, a, rsa, b + j * csb, csb,
+                             c + j * csc, rsc, csc, alpha, beta);
 }
 static FM_AVX2 void FN(fm_avx2_d2x4)(int mr, int nr, int64_t k, const T *a, int64_t rsa,
                                      const T *b, int64_t csb, T *c, int64_t rsc, int64_t csc,
@@ -432,7 +435,7 @@ static FM_AVX2 int64_t FN(fm_avx2_nonzero_k)(int mr, int64_t kc, const T *a, int
 
 const FN(fm_gemm_kernel) FN(fm_gemm_avx2) = {
     "avx2", 6, 2 * VL, {0, 8 * VL, 4 * VL, 4 * VL}, 256, 512, 16 * VL, FN(fm_avx2_ukr),
-    2, {0, 8, 4}, FN(fm_avx2_dot), NULL, FN(fm_avx2_ukr_idx),
+    2, {0, 48, 4}, FN(fm_avx2_dot), NULL, FN(fm_avx2_ukr_idx),
     FN(fm_avx2_nonzero_k)};
 
 #undef FN_

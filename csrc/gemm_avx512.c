@@ -47,6 +47,22 @@ FM_AVX512_INLINE __m256d fm_avx512_reduce4_f64(__m512d v0, __m512d v1, __m512d v
         _mm512_permutexvar_pd(_mm512_setr_epi64(0, 2, 4, 6, 0, 0, 0, 0), u));
 }
 
+/* Eight vectors of 8 doubles to their 8 sums, in one vector: three levels of pairwise adds
+ * with shuffles between (14 shuffles, 7 adds, 3 dependent steps; two reduce4 calls take 4). */
+FM_AVX512_INLINE __m512d fm_avx512_pair_f64(__m512d a, __m512d b) {
+    return _mm512_add_pd(_mm512_unpacklo_pd(a, b), _mm512_unpackhi_pd(a, b));
+}
+FM_AVX512_INLINE __m512d fm_avx512_blocks_f64(__m512d x, __m512d y) {
+    return _mm512_add_pd(_mm512_shuffle_f64x2(x, y, 0x88), _mm512_shuffle_f64x2(x, y, 0xDD));
+}
+FM_AVX512_INLINE __m512d fm_avx512_reduce8_f64(__m512d v0, __m512d v1, __m512d v2, __m512d v3,
+                                               __m512d v4, __m512d v5, __m512d v6, __m512d v7) {
+    /* pair: [a0+a1, b0+b1, a2+a3, b2+b3, ...]; blocks of 128 bits: [X0+X1, X2+X3, Y0+Y1, Y2+Y3] */
+    const __m512d u0 = fm_avx512_blocks_f64(fm_avx512_pair_f64(v0, v1), fm_avx512_pair_f64(v2, v3));
+    const __m512d u1 = fm_avx512_blocks_f64(fm_avx512_pair_f64(v4, v5), fm_avx512_pair_f64(v6, v7));
+    return fm_avx512_blocks_f64(u0, u1);
+}
+
 #define FM_GEMM_AVX512_PASS 1
 
 #define T float
@@ -545,6 +561,23 @@ FM_AVX512_INLINE void FN(fm_avx512_dot_tile)(const int MD, const int ND, int mr,
     /* Sums stay in registers, 4 columns at a time (a missing 5th-8th column reduces a zero
      * vector): C stored straight from them. Going through a T[] array stored in 4-lane pieces and
      * reloaded 8 or 16 lanes wide stalled store forwarding (~half of a one-row product's time). */
+#if VL == 8
+    if (MD == 1 && ND == 8) { /* one row of 8 doubles: all sums in one vector */
+        VT r = V_MUL(V_SET1(alpha), fm_avx512_reduce8_f64(acc[0], acc[1], acc[2], acc[3], acc[4],
+                                                             acc[5], acc[6], acc[7]));
+        if (csc == 1) {
+            const MT mc = FN(fm_avx512_mask)(nr, 0);
+            if (beta != 0) r = V_ADD(r, V_MUL(V_SET1(beta), V_LOADZ(mc, c)));
+            V_STOREM(c, mc, r);
+        } else {
+            T s8[8];
+            V_STORE(s8, r);
+            for (int q = 0; q < nr; q++)
+                c[q * csc] = beta == 0 ? s8[q] : s8[q] + beta * c[q * csc];
+        }
+        return;
+    }
+#endif
     const R4 va = R4_SET1(alpha), vb = R4_SET1(beta);
 #pragma GCC unroll 4
     for (int i = 0; i < MD; i++) {
@@ -578,7 +611,14 @@ FM_AVX512_INLINE void FN(fm_avx512_dot_tile)(const int MD, const int ND, int mr,
                                                        T beta) {                                  \
         FN(fm_avx512_dot_tile)(MDV, NDV, mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);    \
     }
-DOT_FN(1, 8)
+/* one row: the whole run of columns in one call, 8 at a time, so tiles overlap in the core */
+static FM_AVX512 void FN(fm_avx512_d1x8)(int mr, int nr, int64_t k, const T *a, int64_t rsa,
+                                         const T *b, int64_t csb, T *c, int64_t rsc, int64_t csc,
+                                         T alpha, T beta) {
+    for (int j = 0; j < nr; j += 8)
+        FN(fm_avx512_dot_tile)(1, 8, mr, nr - j < 8 ? nr - j : 8, k, a, rsa, b + j * csb, csb,
+                               c + j * csc, rsc, csc, alpha, beta);
+}
 DOT_FN(2, 4)
 DOT_FN(4, 4)
 DOT_FN(4, 5)
@@ -663,7 +703,7 @@ static FM_AVX512 int64_t FN(fm_avx512_nonzero_k)(int mr, int64_t kc, const T *a,
  * nc: a packed kc x nc B block in L2; jw: columns per task (B chunk kc x jw stays in L2). */
 const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = {
     "avx512", 14, 2 * VL, {0, 16 * VL, 8 * VL, 8 * VL}, VL == 16 ? FM_AVX512_KC : 256, FM_AVX512_NC,
-    16 * VL, FN(fm_avx512_ukr), 4, {0, 8, 4, 4, 6}, FN(fm_avx512_dot), FN(fm_avx512_packbt),
+    16 * VL, FN(fm_avx512_ukr), 4, {0, 48, 4, 4, 6}, FN(fm_avx512_dot), FN(fm_avx512_packbt),
     FN(fm_avx512_ukr_idx), FN(fm_avx512_nonzero_k)};
 
 #undef FN_
