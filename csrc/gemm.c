@@ -10,9 +10,9 @@
  * no B pack at all); otherwise packed (transposed B through in-register transposes).
  *
  * Other paths, chosen from the shape and strides only:
- *   dot      A rows and B columns contiguous along k (dZ W^T in a backward pass), m <= 64:
+ *   dot      A rows and B columns contiguous along k (dZ W^T in a backward pass), m <= 16:
  *            lane-wise FMA chains along k and one horizontal sum per element, nothing packed;
- *   narrow   n <= 16 and not a multiple of the vector width (a 10-unit output layer), m >= 64:
+ *   narrow   n <= 16 and not a multiple of the vector width (a 10-unit output layer), m >= 128:
  *            B^T packed (n x k, cheap) and the dot path, so no vector lane idles;
  *   swap     A column-major (X^T dZ) and either B not row-contiguous or n < nr: computed as
  *            C^T = B^T A^T, which reads both operands in place and keeps all lanes busy.
