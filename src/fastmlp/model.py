@@ -20,6 +20,16 @@ from .callbacks import History  # fit's return type (also fastmlp.History)
 from .metrics import get_metrics
 
 
+def _zeros_aligned(n, dtype):
+    """n zeros starting on a 64-byte boundary. The GEMM reads weight rows in place as 64-byte
+    vectors; from the 16-mod-64 addresses NumPy's allocations get, every load straddled two cache
+    lines and the forward products ran 5-11% slower."""
+    dtype = np.dtype(dtype)
+    raw = np.zeros(n * dtype.itemsize + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    return raw[start:start + n * dtype.itemsize].view(dtype)
+
+
 def _split_validation(X, y, sample_weight, fraction, dtype, n_features):
     """Keras' validation_split: the last `fraction` of the samples, taken before shuffling."""
     if (isinstance(fraction, bool) or not isinstance(fraction, numbers.Real)
@@ -143,8 +153,8 @@ class Sequential:
             widths.append(layer.output_dim_for(widths[-1]))
         sizes = [[int(np.prod(s)) for _, s in layer_shapes] for layer_shapes in shapes]
         total = sum(sum(s) for s in sizes)
-        self._params = np.zeros(total, self.dtype)
-        self._grads = np.zeros(total, self.dtype)
+        self._params = _zeros_aligned(total, self.dtype)
+        self._grads = _zeros_aligned(total, self.dtype)
         self._layout = shapes
         self._widths = [int(w) for w in widths[:-1]]
         self._bind_views()
@@ -746,8 +756,10 @@ class Sequential:
     def __setstate__(self, state):
         self.__dict__.update(state)
         if self._params is not None:
-            if self._grads is None:
-                self._grads = np.zeros_like(self._params)
+            params = _zeros_aligned(self._params.size, self._params.dtype)
+            params[...] = self._params
+            self._params = params
+            self._grads = _zeros_aligned(params.size, params.dtype)  # not pickled: scratch
             self._bind_views()  # unpickled layers hold no parameters; make them views again
 
     def summary(self):
