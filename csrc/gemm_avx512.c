@@ -80,6 +80,11 @@ FM_AVX512_INLINE __m512d fm_avx512_reduce8_f64(__m512d v0, __m512d v1, __m512d v
 #define V_STORE(p, v) _mm512_storeu_ps(p, v)
 #define V_STOREM(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define V_NZ(v) _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ)
+#define V_LOADA(p) _mm512_load_ps(p)
+#define V_SHIFTED(lo, idx, hi) _mm512_permutex2var_ps(lo, idx, hi)
+#define V_LANE_IDX(s) \
+    _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), \
+                     _mm512_set1_epi32(s))
 #define R4 __m128
 #define R4_SET1(x) _mm_set1_ps(x)
 #define R4_MUL(a, b) _mm_mul_ps(a, b)
@@ -102,6 +107,9 @@ FM_AVX512_INLINE __m512d fm_avx512_reduce8_f64(__m512d v0, __m512d v1, __m512d v
 #undef V_STORE
 #undef V_STOREM
 #undef V_NZ
+#undef V_LOADA
+#undef V_SHIFTED
+#undef V_LANE_IDX
 #undef R4
 #undef R4_SET1
 #undef R4_MUL
@@ -124,6 +132,9 @@ FM_AVX512_INLINE __m512d fm_avx512_reduce8_f64(__m512d v0, __m512d v1, __m512d v
 #define V_STORE(p, v) _mm512_storeu_pd(p, v)
 #define V_STOREM(p, m, v) _mm512_mask_storeu_pd(p, m, v)
 #define V_NZ(v) _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NEQ_UQ)
+#define V_LOADA(p) _mm512_load_pd(p)
+#define V_SHIFTED(lo, idx, hi) _mm512_permutex2var_pd(lo, idx, hi)
+#define V_LANE_IDX(s) _mm512_add_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(s))
 #define R4 __m256d
 #define R4_SET1(x) _mm256_set1_pd(x)
 #define R4_MUL(a, b) _mm256_mul_pd(a, b)
@@ -539,6 +550,27 @@ FM_AVX512_INLINE void FN(fm_avx512_dot_tile)(const int MD, const int ND, int mr,
     for (int j = 0; j < ND; j++) bp[j] = b + (j < nr ? j : 0) * csb;
 #pragma GCC unroll 32
     for (int i = 0; i < MD * ND; i++) acc[i] = V_ZERO();
+    if (MD == 1 && (uintptr_t)bp[0] % 64 != 0 && csb * (int64_t)sizeof(T) % 64 == 0) {
+        /* B rows starting inside a cache line (NumPy's arrays: 16 mod 64), all at the same
+         * offset: every 64-byte load would straddle two lines. Load whole lines and put each
+         * vector together from two with one permute (the same values, so the same sums); every
+         * line read holds an element of the row, so no load leaves the row's pages. */
+        const int shift = (int)((uintptr_t)bp[0] % 64 / sizeof(T));
+        const __m512i lanes = V_LANE_IDX(shift);
+        const T *bq[8];
+        VT lo[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < ND; j++) bq[j] = bp[j] - shift, lo[j] = V_LOADA(bq[j]);
+        for (; p + VL <= k; p += VL) {
+            const VT av = V_LOAD(ap[0] + p);
+#pragma GCC unroll 8
+            for (int j = 0; j < ND; j++) {
+                const VT hi = V_LOADA(bq[j] + p + VL);
+                acc[j] = V_FMA(av, V_SHIFTED(lo[j], lanes, hi), acc[j]);
+                lo[j] = hi;
+            }
+        }
+    }
     for (; p + VL <= k; p += VL) {
         VT av[4];
 #pragma GCC unroll 4

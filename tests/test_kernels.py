@@ -211,6 +211,30 @@ def test_gemm_all_layouts(gemm_kernel, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_one_row_any_alignment_same_bits(gemm_kernel, dtype):
+    # one row times a transposed B whose rows start at any offset in a cache line: the result
+    # does not depend on where the data sits (a misaligned start takes whole-line loads and
+    # permutes), and matches the reference
+    rng = np.random.default_rng(11)
+    item = np.dtype(dtype).itemsize
+    for n, k, ld in [(37, 64, 64), (9, 48, 48), (20, 50, 64), (3, 200, 256)]:
+        w = rand(rng, (n, k), dtype)
+        a = rand(rng, (1, k), dtype)
+        outs = []
+        for offset in range(0, 64, item):
+            raw = np.zeros(n * ld * item + 128, np.uint8)
+            start = (-raw.ctypes.data % 64) + offset
+            base = raw[start:start + n * ld * item].view(dtype).reshape(n, ld)
+            base[:, :k] = w
+            c = np.full((1, n), np.nan, dtype)
+            _core.gemm(a, base[:, :k].T, c, 1.0, 0.0)
+            outs.append(c)
+        assert all(np.array_equal(outs[0], o) for o in outs[1:]), (n, k, ld)
+        assert_near(outs[0], ref.gemm(a, w.T, None), ref.gemm_error_scale(a, w.T, None), dtype,
+                    f"one-row gemm n={n} k={k}", 2.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (1.0, 1.0), (0.7, -1.3), (-2.0, 0.5),
                                         (0.0, 0.0), (0.0, 2.0), (1.0, -1.0)])
 def test_gemm_alpha_beta(gemm_kernel, dtype, alpha, beta):
