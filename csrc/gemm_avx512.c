@@ -362,24 +362,29 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
                         }
                     }
             }
-        } else if (rsc == 1 && MR <= VL) {
+        } else if (rsc == 1 && MR <= 2 * VL) {
             /* C stored by columns (C^T of a swapped product): transpose VL x VL blocks of the
-             * tile in registers, then write each column of the tile (mr contiguous values) */
-            const MT mrow = FN(fm_avx512_mask)(MR, 0);
+             * tile in registers, then write each column of the tile (mr contiguous values, in
+             * two pieces when mr > VL: 10 doubles) */
             const VT vb = V_SET1(beta);
+#pragma GCC unroll 2
+            for (int rb = 0; rb < MR; rb += VL) {
+                const MT mrow = FN(fm_avx512_mask)(MR - rb, 0);
 #pragma GCC unroll 16
-            for (int v = 0; v < NV; v++) {
-                VT r[VL], o[VL];
+                for (int v = 0; v < NV; v++) {
+                    VT r[VL], o[VL];
 #pragma GCC unroll 16
-                for (int i = 0; i < VL; i++) r[i] = i < MR ? acc[i * NV + v] : V_ZERO();
-                FN(fm_avx512_tr)(r, o);
+                    for (int i = 0; i < VL; i++)
+                        r[i] = rb + i < MR ? acc[(rb + i) * NV + v] : V_ZERO();
+                    FN(fm_avx512_tr)(r, o);
 #pragma GCC unroll 16
-                for (int q = 0; q < VL; q++) {
-                    T *cp = c + (v * VL + q) * csc;
-                    VT x = V_MUL(va, o[q]);
-                    if (v * VL + q >= nr) break;
-                    if (beta != 0) x = V_FMA(vb, V_LOADZ(mrow, cp), x);
-                    V_STOREM(cp, mrow, x);
+                    for (int q = 0; q < VL; q++) {
+                        T *cp = c + rb + (v * VL + q) * csc;
+                        VT x = V_MUL(va, o[q]);
+                        if (v * VL + q >= nr) break;
+                        if (beta != 0) x = V_FMA(vb, V_LOADZ(mrow, cp), x);
+                        V_STOREM(cp, mrow, x);
+                    }
                 }
             }
         } else {

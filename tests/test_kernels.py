@@ -248,6 +248,10 @@ def test_gemm_alpha_beta(gemm_kernel, dtype, alpha, beta):
     for m, n, k in [(1, 37, 70), (2, 11, 65), (3, 9, 10), (5, 23, 129), (16, 6, 64)]:
         for lc in ("c", "f"):
             run_gemm_case(rng, m, n, k, dtype, "c", "f", lc, alpha, beta)
+    # A by columns, n < nr: computed as C^T, whose tiles are stored by columns (10 rows of a
+    # swapped tile: two transposed blocks for doubles)
+    for m, n, k in [(300, 10, 40), (40, 13, 33), (29, 5, 20)]:
+        run_gemm_case(rng, m, n, k, dtype, "f", "c", "c", alpha, beta)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
