@@ -113,6 +113,13 @@ static int64_t fm_gemm_kblock_(int64_t k, int kc_max) {
 #define FM_GEMM_DOT_PACK_MAX_N 16
 #define FM_GEMM_DOT_PACK_MIN_M 128
 
+/* the drivers (fm_gemm_body*) */
+enum { FM_GEMM_BLOCKED, FM_GEMM_DOT, FM_GEMM_PANELS };
+
+/* panel path (kernels that have one): at least this many columns */
+#define FM_GEMM_PANEL_MIN_N 32
+
+int fm_gemm_panel_enabled = 1; /* EXPERIMENT */
 static int fm_gemm_pack_b_(int64_t m, int64_t csb) { return csb != 1 || m >= FM_GEMM_PACKB_MIN_M; }
 
 /* ---- instantiate for float and double ---- */
@@ -206,6 +213,11 @@ const KERNEL FM_FN(fm_gemm_ref) = {"reference",
                                    NULL,
                                    NULL,
                                    FM_FN(fm_gemm_ref_ukr_idx),
+                                   NULL,
+                                   0,
+                                   0,
+                                   NULL,
+                                   NULL,
                                    NULL};
 
 const KERNEL *FM_FN(fm_gemm_kernel_select)(void);
@@ -231,11 +243,13 @@ int FM_FN(fm_gemm_single_kblock)(int64_t k) { return k <= FM_FN(fm_gemm_kernel_s
 /* ---- packing ---- */
 
 /* A sliver rows [0, mr) x k [0, kc) of a (already offset) into ap[p*mr + i]. */
-static void FM_FN(fm_gemm_pack_a)(int mr, int64_t kc, const T *restrict a, int64_t rsa, int64_t csa,
-                                  T *restrict ap) {
+static void FM_FN(fm_gemm_pack_a)(const KERNEL *K, int mr, int64_t kc, const T *restrict a,
+                                  int64_t rsa, int64_t csa, T *restrict ap) {
     int64_t p;
     int i;
-    if (rsa == 1) {
+    if (rsa == 1 && K->packa) {
+        K->packa(mr, kc, a, csa, ap);
+    } else if (rsa == 1) {
         for (p = 0; p < kc; p++) {
             const T *ac = a + p * csa;
             for (i = 0; i < mr; i++) ap[p * mr + i] = ac[i];
@@ -244,6 +258,22 @@ static void FM_FN(fm_gemm_pack_a)(int mr, int64_t kc, const T *restrict a, int64
         for (p = 0; p < kc; p++)
             for (i = 0; i < mr; i++) ap[p * mr + i] = a[i * rsa + p * csa];
     }
+}
+
+/* An A block (rows [0, mc) x k [0, kc)) into slivers of K->mr rows: sliver s at ap + s*mr*kc,
+ * packed as fm_gemm_pack_a packs one (the last may have fewer rows). Column-contiguous A (X^T
+ * of a weight gradient) is read a whole column segment at a time, each line once. */
+static void FM_FN(fm_gemm_pack_a_block)(const KERNEL *K, int64_t mc, int64_t kc, const T *restrict a,
+                                        int64_t rsa, int64_t csa, T *restrict ap) {
+    const int MR = K->mr;
+    int64_t s;
+    if (rsa == 1 && K->packa_block) {
+        K->packa_block(mc, kc, a, csa, ap);
+        return;
+    }
+    for (s = 0; s * MR < mc; s++)
+        FM_FN(fm_gemm_pack_a)(K, (int)FM_MIN((int64_t)MR, mc - s * MR), kc, a + s * MR * rsa, rsa,
+                              csa, ap + s * MR * kc);
 }
 
 /* The k of an A sliver (rows [0, mr) x k [0, kc)) where some row is not zero, into kidx; returns
@@ -276,6 +306,8 @@ static void FM_FN(fm_gemm_pack_b)(const KERNEL *K, int nr, int64_t kc, const T *
     int j;
     if (rsb == 1 && csb != 1 && K->packbt) {
         K->packbt(nr, kc, b, csb, bp);
+    } else if (csb == 1 && K->packb) {
+        K->packb(nr, kc, b, rsb, bp);
     } else if (csb == 1) {
         for (p = 0; p < kc; p++) {
             const T *br = b + p * rsb;
@@ -402,8 +434,23 @@ typedef struct FM_FN(fm_gemm_plan) {
     int64_t ncb;     /* columns of a packed B block (0 if B is not packed) */
     size_t a_elems;  /* per-thread A sliver */
     size_t b_elems;  /* packed B block */
+    size_t p_bytes;  /* per-thread workspace of the panel path (0 if the kernel has none) */
     int t;           /* threads */
 } FM_FN(fm_gemm_plan);
+
+/* The panel path's A block: panel_mc rows, or all of them when fewer. */
+static int64_t FM_FN(fm_gemm_panel_rows)(const KERNEL *K, int64_t m) {
+    return FM_MIN((int64_t)K->panel_mc, (int64_t)fm_gemm_round_up_((size_t)m, (size_t)K->mr));
+}
+
+/* Per-thread bytes of the panel path: the packed A block, and the zero scan's index list and
+ * count for each sliver of the block (the packed B block is shared, as in the blocked path). */
+static size_t FM_FN(fm_gemm_panel_bytes)(const KERNEL *K, int64_t m, int64_t kcb) {
+    const int64_t mc = FM_FN(fm_gemm_panel_rows)(K, m), n_s = mc / K->mr;
+    return fm_gemm_round_up_(sizeof(T) * (size_t)(mc * kcb), FM_GEMM_ALIGN) +
+           fm_gemm_round_up_(sizeof(int32_t) * (size_t)(n_s * kcb), FM_GEMM_ALIGN) +
+           fm_gemm_round_up_(sizeof(int64_t) * (size_t)n_s, FM_GEMM_ALIGN);
+}
 
 static size_t FM_FN(fm_gemm_plan_make)(FM_FN(fm_gemm_plan) * pl, const KERNEL *K, int64_t m,
                                        int64_t n, int64_t k, int packb, int n_threads) {
@@ -417,8 +464,10 @@ static size_t FM_FN(fm_gemm_plan_make)(FM_FN(fm_gemm_plan) * pl, const KERNEL *K
     pl->ncb = packb ? (int64_t)fm_gemm_round_up_((size_t)cols, (size_t)K->nr) : 0;
     pl->a_elems = fm_gemm_round_up_((size_t)K->mr * (size_t)pl->kcb, FM_GEMM_ALIGN / sizeof(T));
     pl->b_elems = fm_gemm_round_up_((size_t)pl->ncb * (size_t)pl->kcb, FM_GEMM_ALIGN / sizeof(T));
+    pl->p_bytes = K->panel_mc ? FM_FN(fm_gemm_panel_bytes)(K, FM_MAX(m, n), pl->kcb) : 0;
     pl->t = fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads);
-    return (pl->b_elems + (size_t)pl->t * pl->a_elems) * sizeof(T) + FM_GEMM_ALIGN;
+    return pl->b_elems * sizeof(T) +
+           (size_t)pl->t * FM_MAX(pl->a_elems * sizeof(T), pl->p_bytes) + FM_GEMM_ALIGN;
 }
 
 /* Elements of B^T packed for the dot path of a narrow B (n <= FM_GEMM_DOT_PACK_MAX_N). */
@@ -452,6 +501,8 @@ typedef struct FM_FN(fm_gemm_ctx) {
     size_t a_elems;
     int packa, packb;
     int zskip; /* look for k where an A sliver is all zero and skip them */
+    char *pws; /* the panel path's workspace: p_bytes per thread */
+    size_t p_bytes;
 } FM_FN(fm_gemm_ctx);
 
 /* Static share [*lo, *hi) of n items for thread tid of nt. Which thread computes a tile never
@@ -515,7 +566,7 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                 int64_t rs = x->rsa, cs = x->csa, j0, nk = kc;
                 int step;
                 if (x->packa) {
-                    FM_FN(fm_gemm_pack_a)(mr, kc, as, x->rsa, x->csa, apack);
+                    FM_FN(fm_gemm_pack_a)(K, mr, kc, as, x->rsa, x->csa, apack);
                     as = apack;
                     rs = 1;
                     cs = mr;
@@ -543,6 +594,96 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
             }
 #ifdef _OPENMP
             if (nt > 1 && x->packb) {
+#pragma omp barrier
+            } /* the B block may be repacked */
+#endif
+        }
+    }
+}
+
+/* Panel path: per column block and k block, the B block is packed into micro-panels of nr
+ * columns (threads share the packing), then tasks (A block of panel_mc rows, micro-panel), A
+ * block major, are spread over threads. A thread packs each A block it meets once (when A's
+ * rows are not contiguous) and scans it for zero columns once; each micro-panel then stays in
+ * L1 while every sliver of the block streams past it from L2. The tiles and k blocks are those
+ * of the blocked path. */
+static void FM_FN(fm_gemm_body_panels)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
+    const KERNEL *K = x->K;
+    const int64_t m = x->m, n = x->n, k = x->k, kcb = x->kcb, NC = x->ncb;
+    const int MR = K->mr, NR = K->nr;
+    const int64_t MC = K->panel_mc, n_mb = (m + MC - 1) / MC;
+    const int64_t n_s_max = FM_FN(fm_gemm_panel_rows)(K, m) / MR;
+    char *w = x->pws + (size_t)tid * x->p_bytes;
+    T *ap = (T *)w;
+    int32_t *kidx = (int32_t *)(w += fm_gemm_round_up_(sizeof(T) * (size_t)(n_s_max * MR * kcb),
+                                                        FM_GEMM_ALIGN));
+    int64_t *nks = (int64_t *)(w + fm_gemm_round_up_(sizeof(int32_t) * (size_t)(n_s_max * kcb),
+                                                       FM_GEMM_ALIGN));
+    int64_t jc, pc, task, lo, hi;
+    for (jc = 0; jc < n; jc += NC) {
+        const int64_t nc = FM_MIN(NC, n - jc), n_jp = (nc + NR - 1) / NR;
+        for (pc = 0; pc < k; pc += kcb) {
+            const int64_t kc = FM_MIN(kcb, k - pc);
+            const int last = pc + kc >= k;
+            const T beta_eff = pc == 0 ? x->beta : (T)1;
+            int64_t packed_mb = -1, jp;
+            FM_FN(fm_gemm_share)(n_jp, tid, nt, &lo, &hi);
+            for (jp = lo; jp < hi; jp++)
+                FM_FN(fm_gemm_pack_b)(K, (int)FM_MIN((int64_t)NR, nc - jp * NR), kc,
+                                      x->b + pc * x->rsb + (jc + jp * NR) * x->csb, x->rsb, x->csb,
+                                      x->bpack + jp * NR * kc);
+#ifdef _OPENMP
+            if (nt > 1) {
+#pragma omp barrier
+            } /* the whole B block is packed */
+#endif
+            FM_FN(fm_gemm_share)(n_mb * n_jp, tid, nt, &lo, &hi);
+            for (task = lo; task < hi; task++) {
+                const int64_t mb = task / n_jp, j0 = (task % n_jp) * NR;
+                const int64_t i0 = mb * MC, mc = FM_MIN(MC, m - i0), n_s = (mc + MR - 1) / MR;
+                const int nr = (int)FM_MIN((int64_t)NR, nc - j0);
+                const T *bp = x->bpack + j0 * kc;
+                int64_t s;
+                if (mb != packed_mb) {
+                    const T *ab = x->a + i0 * x->rsa + pc * x->csa;
+                    if (x->packa) FM_FN(fm_gemm_pack_a_block)(K, mc, kc, ab, x->rsa, x->csa, ap);
+                    for (s = 0; s < n_s; s++) {
+                        const int mr = (int)FM_MIN((int64_t)MR, mc - s * MR);
+                        int64_t nk = kc;
+                        if (x->zskip) {
+                            const int64_t max_nk = kc - kc / 8;
+                            const T *as = x->packa ? ap + s * MR * kc : ab + s * MR * x->rsa;
+                            const int64_t rs = x->packa ? 1 : x->rsa, cs = x->packa ? mr : x->csa;
+                            nk = K->nonzero_k
+                                     ? K->nonzero_k(mr, kc, as, rs, cs, max_nk, kidx + s * kc)
+                                     : -1;
+                            if (nk < 0)
+                                nk = FM_FN(fm_gemm_nonzero_k)(mr, kc, as, rs, cs, max_nk,
+                                                              kidx + s * kc);
+                        }
+                        nks[s] = nk;
+                    }
+                    packed_mb = mb;
+                }
+                for (s = 0; s < n_s; s++) {
+                    const int mr = (int)FM_MIN((int64_t)MR, mc - s * MR);
+                    const T *as = x->packa ? ap + s * MR * kc
+                                           : x->a + (i0 + s * MR) * x->rsa + pc * x->csa;
+                    const int64_t rs = x->packa ? 1 : x->rsa, cs = x->packa ? mr : x->csa;
+                    T *ct = x->c + (i0 + s * MR) * x->rsc + (jc + j0) * x->csc;
+                    if (nks[s] < kc)
+                        K->ukr_idx(mr, nr, nks[s], kidx + s * kc, as, rs, cs, bp, NR, ct, x->rsc,
+                                   x->csc, x->alpha, beta_eff);
+                    else
+                        K->ukr(mr, nr, kc, as, rs, cs, bp, NR, ct, x->rsc, x->csc, x->alpha,
+                               beta_eff);
+                    if (last && x->epi)
+                        FM_FN(fm_gemm_epi_tile)(x->epi, i0 + s * MR, mr, jc + j0, nr, ct, x->rsc,
+                                                x->csc);
+                }
+            }
+#ifdef _OPENMP
+            if (nt > 1) {
 #pragma omp barrier
             } /* the B block may be repacked */
 #endif
@@ -589,27 +730,27 @@ static void FM_FN(fm_gemm_body_dot)(const FM_FN(fm_gemm_ctx) * x, int tid, int n
     }
 }
 
+static void FM_FN(fm_gemm_body_of)(const FM_FN(fm_gemm_ctx) * x, int path, int tid, int nt) {
+    if (path == FM_GEMM_DOT)
+        FM_FN(fm_gemm_body_dot)(x, tid, nt);
+    else if (path == FM_GEMM_PANELS)
+        FM_FN(fm_gemm_body_panels)(x, tid, nt);
+    else
+        FM_FN(fm_gemm_body)(x, tid, nt);
+}
+
 /* One parallel region (only when t > 1), each thread running its share. */
-static void FM_FN(fm_gemm_run)(const FM_FN(fm_gemm_ctx) * x, int t, int dot) {
+static void FM_FN(fm_gemm_run)(const FM_FN(fm_gemm_ctx) * x, int t, int path) {
 #ifdef _OPENMP
     if (t > 1) {
 #pragma omp parallel num_threads(t)
-        {
-            int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-            if (dot)
-                FM_FN(fm_gemm_body_dot)(x, tid, nt);
-            else
-                FM_FN(fm_gemm_body)(x, tid, nt);
-        }
+        FM_FN(fm_gemm_body_of)(x, path, omp_get_thread_num(), omp_get_num_threads());
         return;
     }
 #else
     (void)t;
 #endif
-    if (dot)
-        FM_FN(fm_gemm_body_dot)(x, 0, 1);
-    else
-        FM_FN(fm_gemm_body)(x, 0, 1);
+    FM_FN(fm_gemm_body_of)(x, path, 0, 1);
 }
 
 int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, int64_t csa,
@@ -622,7 +763,7 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     size_t need;
     void *mem = NULL;
     char *base;
-    int swap, dot;
+    int swap, dot, panels;
     if (m < 0 || n < 0 || k < 0) return FM_ERR_ARG;
     if (epilogue && (epilogue->act < 0 || epilogue->act >= FM_ACT_COUNT_ ||
                      epilogue->act == FM_ACT_SOFTMAX))
@@ -668,7 +809,7 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
         x.alpha = alpha, x.beta = beta;
         x.epi = epilogue;
         FM_FN(fm_gemm_run)(&x, fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads),
-                           1);
+                           FM_GEMM_DOT);
         free(mem);
         return FM_OK;
     }
@@ -693,16 +834,20 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     x.rsa = rsa, x.csa = csa, x.rsb = rsb, x.csb = csb, x.rsc = rsc, x.csc = csc;
     x.alpha = alpha, x.beta = beta;
     x.epi = epilogue;
-    x.packb = !dot && fm_gemm_pack_b_(m, csb);
-    x.packa = !dot && csa != 1 && (rsa != 1 || (m >= 64 && n >= 64));
+    /* enough rows and columns that packing both operands costs little next to the product */
+    panels = fm_gemm_panel_enabled && !dot && K->panel_mc && m >= K->panel_min_m && n >= FM_GEMM_PANEL_MIN_N;
+    x.packb = !dot && !panels && fm_gemm_pack_b_(m, csb);
+    x.packa = !dot && csa != 1 && (panels || rsa != 1 || (m >= 64 && n >= 64));
     /* the zero scan costs about one load per k of a sliver; n >= 2 tiles amortize it */
     x.zskip = !dot && K->ukr_idx && k >= 16 && n >= 2 * K->nr;
-    need = FM_FN(fm_gemm_plan_make)(&pl, K, m, n, k, x.packb, n_threads);
+    need = FM_FN(fm_gemm_plan_make)(&pl, K, m, n, k, x.packb || panels, n_threads);
     x.kcb = pl.kcb;
     x.ncb = pl.ncb;
     x.a_elems = x.packa ? pl.a_elems : 0;
+    x.p_bytes = pl.p_bytes;
     x.bpack = x.apack = NULL;
-    if (x.packa || x.packb) {
+    x.pws = NULL;
+    if (x.packa || x.packb || panels) {
         if (workspace) {
             base = (char *)workspace;
         } else {
@@ -713,8 +858,9 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
         base += (FM_GEMM_ALIGN - (uintptr_t)base % FM_GEMM_ALIGN) % FM_GEMM_ALIGN;
         x.bpack = (T *)base;
         x.apack = (T *)base + pl.b_elems;
+        x.pws = (char *)x.apack;
     }
-    FM_FN(fm_gemm_run)(&x, pl.t, dot);
+    FM_FN(fm_gemm_run)(&x, pl.t, dot ? FM_GEMM_DOT : panels ? FM_GEMM_PANELS : FM_GEMM_BLOCKED);
     free(mem);
     return FM_OK;
 }

@@ -433,10 +433,77 @@ static FM_AVX2 int64_t FN(fm_avx2_nonzero_k)(int mr, int64_t kc, const T *a, int
     return -1;
 }
 
+/* B micro-panel from row-contiguous B: two vectors a row, the second masked to nr (rows are
+ * never read past column nr), padded with zeros to 2 VL. */
+static FM_AVX2 void FN(fm_avx2_packb)(int nr, int64_t kc, const T *b, int64_t rsb, T *bp) {
+    const int NR = 2 * VL;
+    int64_t p;
+    if (nr == NR) {
+        for (p = 0; p < kc; p++) {
+            V_STORE(bp + p * NR, V_LOAD(b + p * rsb));
+            V_STORE(bp + p * NR + VL, V_LOAD(b + p * rsb + VL));
+        }
+        return;
+    }
+    {
+        const __m256i m0 = V_MASK(nr < VL ? nr : VL), m1 = V_MASK(nr - VL);
+        for (p = 0; p < kc; p++) {
+            V_STORE(bp + p * NR, V_LOADM(b + p * rsb, m0));
+            V_STORE(bp + p * NR + VL, V_LOADM(b + p * rsb + VL, m1));
+        }
+    }
+}
+
+/* A sliver from column-contiguous A (X^T of a weight gradient): one masked load and store per
+ * k (mr <= 6 < 2 VL rows for floats; two vectors for doubles). */
+static FM_AVX2 void FN(fm_avx2_packa)(int mr, int64_t kc, const T *a, int64_t csa, T *ap) {
+    const __m256i m0 = V_MASK(mr < VL ? mr : VL), m1 = V_MASK(mr - VL);
+    int64_t p;
+    for (p = 0; p < kc; p++) {
+        V_STOREM(ap + p * mr, m0, V_LOADM(a + p * csa, m0));
+        if (mr > VL) V_STOREM(ap + p * mr + VL, m1, V_LOADM(a + p * csa + VL, m1));
+    }
+}
+
+/* An A block of slivers of 6 rows from column-contiguous A, one column segment at a time (each
+ * line read once). Slivers before the last are read and written 2 VL lanes wide: the lanes past
+ * the sliver's 6 rows read the next sliver's rows and are overwritten by the next k's store;
+ * only the last k of a sliver, and the last sliver, use masks. */
+static FM_AVX2 void FN(fm_avx2_packa_block)(int64_t mc, int64_t kc, const T *a, int64_t csa,
+                                            T *ap) {
+    const int MR = 6;
+    const int64_t n_full = (mc - 1) / MR; /* slivers with a sliver after them */
+    const int last_mr = (int)(mc - n_full * MR);
+    const __m256i m0 = V_MASK(MR < VL ? MR : VL), m1 = V_MASK(MR - VL);
+    const __m256i l0 = V_MASK(last_mr < VL ? last_mr : VL), l1 = V_MASK(last_mr - VL);
+    int64_t p, s;
+    for (p = 0; p < kc; p++) {
+        const T *col = a + p * csa;
+        const int tail = p == kc - 1;
+        for (s = 0; s < n_full; s++) {
+            T *dst = ap + s * MR * kc + p * MR;
+            const VT v0 = V_LOAD(col + s * MR);
+            if (!tail) V_STORE(dst, v0);
+            else V_STOREM(dst, m0, v0);
+            if (MR > VL) {
+                const VT v1 = V_LOAD(col + s * MR + VL);
+                if (!tail) V_STORE(dst + VL, v1);
+                else V_STOREM(dst + VL, m1, v1);
+            }
+        }
+        {
+            T *dst = ap + n_full * MR * kc + p * last_mr;
+            V_STOREM(dst, l0, V_LOADM(col + n_full * MR, l0));
+            if (last_mr > VL) V_STOREM(dst + VL, l1, V_LOADM(col + n_full * MR + VL, l1));
+        }
+    }
+}
+
 const FN(fm_gemm_kernel) FN(fm_gemm_avx2) = {
     "avx2", 6, 2 * VL, {0, 8 * VL, 4 * VL, 4 * VL}, 256, 512, 16 * VL, FN(fm_avx2_ukr),
     2, {0, 48, 4}, FN(fm_avx2_dot), NULL, FN(fm_avx2_ukr_idx),
-    FN(fm_avx2_nonzero_k)};
+    FN(fm_avx2_nonzero_k), VL == 8 ? 144 : 72, 32, FN(fm_avx2_packb), FN(fm_avx2_packa),
+    FN(fm_avx2_packa_block)};
 
 #undef FN_
 #undef FN2

@@ -73,6 +73,19 @@
          * by rows or by columns; -1 for other strides */                                         \
         int64_t (*nonzero_k)(int mr, int64_t kc, const T *a, int64_t rsa, int64_t csa,           \
                              int64_t max_nk, int32_t *kidx);                                       \
+        /* optional (0: off): rows of A per block of the panel path, which keeps a packed B     \
+         * micro-panel (kc x nr) in L1 and streams a packed A block (panel_mc x kc) from L2,    \
+         * for m >= panel_min_m */                                                             \
+        int panel_mc;                                                                              \
+        int panel_min_m;                                                                           \
+        /* optional: pack a B micro-panel as packbt does, from B with contiguous rows (csb == 1):  \
+         * bp[p * nr + j] = b[p * rsb + j] */                                                     \
+        void (*packb)(int nr, int64_t kc, const T *b, int64_t rsb, T *bp);                         \
+        /* optional: pack an A sliver (mr <= kernel.mr rows, kc k) from A with contiguous      \
+         * columns (rsa == 1): ap[p * mr + i] = a[p * csa + i] */                                 \
+        void (*packa)(int mr, int64_t kc, const T *a, int64_t csa, T *ap);                         \
+        /* optional: the same for a block of mc rows, slivers of kernel.mr rows at ap + s*mr*kc */ \
+        void (*packa_block)(int64_t mc, int64_t kc, const T *a, int64_t csa, T *ap);               \
     } fm_gemm_kernel_##S;                                                                          \
     extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
     extern const fm_gemm_kernel_##S fm_gemm_avx2_##S;   /* only if FM_GEMM_X86 */                  \
