@@ -16,6 +16,9 @@
  *            B^T packed (n x k, cheap) and the dot path, so no vector lane idles;
  *   swap     A column-major (X^T dZ) and either B not row-contiguous or n < nr: computed as
  *            C^T = B^T A^T, which reads both operands in place and keeps all lanes busy.
+ *   panels   kernels with a panel_mc (AVX2: a 512 KiB L2 on Zen 3 cannot hold the blocked path's
+ *            B block next to A), m >= 32 and n >= 32: B packed into micro-panels that stay in L1,
+ *            A in blocks of panel_mc rows (packed when its rows are not contiguous) from L2.
  *
  * Every decision depends on the shape and strides only, never on n_threads, and threads only
  * split C (no element is ever summed across threads), so results are bitwise identical for any
@@ -119,7 +122,6 @@ enum { FM_GEMM_BLOCKED, FM_GEMM_DOT, FM_GEMM_PANELS };
 /* panel path (kernels that have one): at least this many columns */
 #define FM_GEMM_PANEL_MIN_N 32
 
-int fm_gemm_panel_enabled = 1; /* EXPERIMENT */
 static int fm_gemm_pack_b_(int64_t m, int64_t csb) { return csb != 1 || m >= FM_GEMM_PACKB_MIN_M; }
 
 /* ---- instantiate for float and double ---- */
@@ -834,12 +836,13 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     x.rsa = rsa, x.csa = csa, x.rsb = rsb, x.csb = csb, x.rsc = rsc, x.csc = csc;
     x.alpha = alpha, x.beta = beta;
     x.epi = epilogue;
-    /* enough rows and columns that packing B costs little next to the product; from 512 rows on,
+    /* enough rows, columns and k that packing B costs little next to the product (256 x 256 x 10,
+     * a dX of the output layer, runs faster blocked); from 512 rows on,
      * A in place with rows contiguous runs faster through the blocked path (1024 x 256 x 784:
      * 47 vs 43 GFLOP/s on a Zen 3 core), while A with columns contiguous (the weight gradients'
      * X^T) gains most here (784 x 256 x 1024: 29 -> 57) */
-    panels = fm_gemm_panel_enabled && !dot && K->panel_mc && m >= K->panel_min_m &&
-             n >= FM_GEMM_PANEL_MIN_N && (csa != 1 || m < FM_GEMM_PACKB_MIN_M);
+    panels = !dot && K->panel_mc && m >= K->panel_min_m && n >= FM_GEMM_PANEL_MIN_N && k >= 16 &&
+             (csa != 1 || m < FM_GEMM_PACKB_MIN_M);
     x.packb = !dot && !panels && fm_gemm_pack_b_(m, csb);
     x.packa = !dot && csa != 1 && (panels || rsa != 1 || (m >= 64 && n >= 64));
     /* the zero scan costs about one load per k of a sliver; n >= 2 tiles amortize it */

@@ -454,6 +454,61 @@ static FM_AVX2 void FN(fm_avx2_packb)(int nr, int64_t kc, const T *b, int64_t rs
     }
 }
 
+/* In-register transpose of VL vectors of VL lanes: o[q] lane i = r[i] lane q. */
+FM_AVX2_INLINE void FN(fm_avx2_tr)(const VT *r, VT *o) {
+#if VL == 8
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    o[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    o[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    o[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    o[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    o[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    o[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    o[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    o[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+#else
+    const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    o[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    o[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    o[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    o[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+#endif
+}
+
+/* B micro-panel from column-contiguous B (W^T of a backward pass): VL x VL blocks read along k
+ * (the k tail masked, columns past nr as zeros) and transposed in registers. */
+static FM_AVX2 void FN(fm_avx2_packbt)(int nr, int64_t kc, const T *b, int64_t csb, T *bp) {
+    const int NR = 2 * VL;
+    int64_t p0;
+    for (p0 = 0; p0 < kc; p0 += VL) {
+        const int rows = (int)(kc - p0 < VL ? kc - p0 : VL);
+        const __m256i mk = V_MASK(rows);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            VT r[VL], o[VL];
+#pragma GCC unroll 8
+            for (int i = 0; i < VL; i++) {
+                const int j = h * VL + i;
+                r[i] = j >= nr ? V_ZERO()
+                       : rows == VL ? V_LOAD(b + j * csb + p0)
+                                    : V_LOADM(b + j * csb + p0, mk);
+            }
+            FN(fm_avx2_tr)(r, o);
+#pragma GCC unroll 8
+            for (int q = 0; q < VL; q++)
+                if (q < rows) V_STORE(bp + (p0 + q) * NR + h * VL, o[q]);
+        }
+    }
+}
+
 /* A sliver from column-contiguous A (X^T of a weight gradient): one masked load and store per
  * k (mr <= 6 < 2 VL rows for floats; two vectors for doubles). */
 static FM_AVX2 void FN(fm_avx2_packa)(int mr, int64_t kc, const T *a, int64_t csa, T *ap) {
@@ -501,7 +556,7 @@ static FM_AVX2 void FN(fm_avx2_packa_block)(int64_t mc, int64_t kc, const T *a, 
 
 const FN(fm_gemm_kernel) FN(fm_gemm_avx2) = {
     "avx2", 6, 2 * VL, {0, 8 * VL, 4 * VL, 4 * VL}, 256, 512, 16 * VL, FN(fm_avx2_ukr),
-    2, {0, 48, 4}, FN(fm_avx2_dot), NULL, FN(fm_avx2_ukr_idx),
+    2, {0, 48, 4}, FN(fm_avx2_dot), FN(fm_avx2_packbt), FN(fm_avx2_ukr_idx),
     FN(fm_avx2_nonzero_k), VL == 8 ? 144 : 72, 32, FN(fm_avx2_packb), FN(fm_avx2_packa),
     FN(fm_avx2_packa_block)};
 
