@@ -837,12 +837,13 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     x.alpha = alpha, x.beta = beta;
     x.epi = epilogue;
     /* enough rows, columns and k that packing B costs little next to the product (256 x 256 x 10,
-     * a dX of the output layer, runs faster blocked); from 512 rows on,
-     * A in place with rows contiguous runs faster through the blocked path (1024 x 256 x 784:
-     * 47 vs 43 GFLOP/s on a Zen 3 core), while A with columns contiguous (the weight gradients'
-     * X^T) gains most here (784 x 256 x 1024: 29 -> 57) */
+     * a dX of the output layer, runs faster blocked). Skipped zero columns of A leave gaps in
+     * the B rows read, which the blocked path streams from L2 (MNIST 1024 x 256 x 784 gained
+     * nothing from 57% skipped k there) but a micro-panel here has in L1 (1.5x). Only wide
+     * products (n > 512) with row-contiguous A and m >= 512 stay blocked: 1024^3 and
+     * 1024 x 784 x 256 ran 10% faster there on a Zen 3 core. */
     panels = !dot && K->panel_mc && m >= K->panel_min_m && n >= FM_GEMM_PANEL_MIN_N && k >= 16 &&
-             (csa != 1 || m < FM_GEMM_PACKB_MIN_M);
+             (csa != 1 || m < FM_GEMM_PACKB_MIN_M || n <= FM_GEMM_PACKB_MIN_M);
     x.packb = !dot && !panels && fm_gemm_pack_b_(m, csb);
     x.packa = !dot && csa != 1 && (panels || rsa != 1 || (m >= 64 && n >= 64));
     /* the zero scan costs about one load per k of a sliver; n >= 2 tiles amortize it */
