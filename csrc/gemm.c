@@ -220,6 +220,8 @@ const KERNEL FM_FN(fm_gemm_ref) = {"reference",
                                    0,
                                    NULL,
                                    NULL,
+                                   NULL,
+                                   NULL,
                                    NULL};
 
 const KERNEL *FM_FN(fm_gemm_kernel_select)(void);
@@ -663,6 +665,13 @@ static void FM_FN(fm_gemm_body_panels)(const FM_FN(fm_gemm_ctx) * x, int tid, in
                                 nk = FM_FN(fm_gemm_nonzero_k)(mr, kc, as, rs, cs, max_nk,
                                                               kidx + s * kc);
                         }
+                        /* the kept columns side by side: the kernel then reads A in one
+                         * stream (skipped columns left gaps the prefetcher did not bridge) */
+                        if (nk < kc && K->compact) {
+                            const T *as = x->packa ? ap + s * MR * kc : ab + s * MR * x->rsa;
+                            const int64_t rs = x->packa ? 1 : x->rsa, cs = x->packa ? mr : x->csa;
+                            K->compact(mr, nk, kidx + s * kc, as, rs, cs, ap + s * MR * kc);
+                        }
                         nks[s] = nk;
                     }
                     packed_mb = mb;
@@ -673,7 +682,10 @@ static void FM_FN(fm_gemm_body_panels)(const FM_FN(fm_gemm_ctx) * x, int tid, in
                                            : x->a + (i0 + s * MR) * x->rsa + pc * x->csa;
                     const int64_t rs = x->packa ? 1 : x->rsa, cs = x->packa ? mr : x->csa;
                     T *ct = x->c + (i0 + s * MR) * x->rsc + (jc + j0) * x->csc;
-                    if (nks[s] < kc)
+                    if (nks[s] < kc && K->compact)
+                        K->ukr_idx_seq(mr, nr, nks[s], kidx + s * kc, ap + s * MR * kc, 1, mr, bp,
+                                       NR, ct, x->rsc, x->csc, x->alpha, beta_eff);
+                    else if (nks[s] < kc)
                         K->ukr_idx(mr, nr, nks[s], kidx + s * kc, as, rs, cs, bp, NR, ct, x->rsc,
                                    x->csc, x->alpha, beta_eff);
                     else

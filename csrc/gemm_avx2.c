@@ -79,8 +79,10 @@
 
 /* One MR x (NV*VL) tile; MR, NV and PART (last vector partial: nr < NV*VL) are constants after
  * inlining, so the accumulators live in registers. With kidx (NV <= 2), only k = kidx[0 .. kc)
- * are summed, each in the same chain as without it. */
-FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART, int nr, int64_t kc,
+ * are summed, each in the same chain as without it; with ASEQ too, A holds just those k, one
+ * after the other (a compacted sliver), and only B is read through kidx. */
+FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART, const int ASEQ,
+                                     int nr, int64_t kc,
                                      const int32_t *kidx, const T *restrict a, int64_t rsa,
                                      int64_t csa,
                                      const T *restrict b, int64_t ldb, T *restrict c, int64_t rsc,
@@ -96,7 +98,7 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
     for (int i = 0; i < MR * NV; i++) acc[i] = V_ZERO();
     if (NV <= 2 && kidx) {
         for (p = 0; p < kc; p++) {
-            const int64_t off = kidx[p];
+            const int64_t off = kidx[p], aoff = ASEQ ? p : off;
             const T *bp = b + off * ldb;
             VT bv[2];
 #pragma GCC unroll 2
@@ -104,7 +106,7 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
                 bv[v] = (PART && v == NV - 1) ? V_LOADM(bp + v * VL, ml) : V_LOAD(bp + v * VL);
 #pragma GCC unroll 6
             for (int i = 0; i < MR; i++) {
-                VT av = V_SET1(ar[i / 3][(i % 3) * rsa + off * csa]);
+                VT av = V_SET1(ar[i / 3][(i % 3) * rsa + aoff * csa]);
 #pragma GCC unroll 2
                 for (int v = 0; v < NV; v++) acc[i * NV + v] = V_FMA(av, bv[v], acc[i * NV + v]);
             }
@@ -197,7 +199,7 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
                                                           int64_t rsa, int64_t csa, const T *b,  \
                                                           int64_t ldb, T *c, int64_t rsc,        \
                                                           int64_t csc, T alpha, T beta) {        \
-        FN(fm_avx2_tile)(MRV, NVV, PV, nr, kc, NULL, a, rsa, csa, b, ldb, c, rsc, csc, alpha,     \
+        FN(fm_avx2_tile)(MRV, NVV, PV, 0, nr, kc, NULL, a, rsa, csa, b, ldb, c, rsc, csc, alpha,  \
                          beta);                                                                    \
     }
 #define ITILE_FN(MRV, NVV, PV)                                                                     \
@@ -206,7 +208,16 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
                                                           const T *b, int64_t ldb, T *c,         \
                                                           int64_t rsc, int64_t csc, T alpha,     \
                                                           T beta) {                              \
-        FN(fm_avx2_tile)(MRV, NVV, PV, nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha,     \
+        FN(fm_avx2_tile)(MRV, NVV, PV, 0, nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha,  \
+                         beta);                                                                    \
+    }
+#define BTILE_FN(MRV, NVV, PV)                                                                     \
+    static FM_AVX2 void FN(fm_avx2_b##MRV##x##NVV##p##PV)(int nr, int64_t nk, const int32_t *kidx, \
+                                                          const T *a, int64_t rsa, int64_t csa,  \
+                                                          const T *b, int64_t ldb, T *c,         \
+                                                          int64_t rsc, int64_t csc, T alpha,     \
+                                                          T beta) {                              \
+        FN(fm_avx2_tile)(MRV, NVV, PV, 1, nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha,  \
                          beta);                                                                    \
     }
 
@@ -218,7 +229,11 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
     ITILE_FN(MRV, 1, 0)                                                                            \
     ITILE_FN(MRV, 1, 1)                                                                            \
     ITILE_FN(MRV, 2, 0)                                                                            \
-    ITILE_FN(MRV, 2, 1)
+    ITILE_FN(MRV, 2, 1)                                                                            \
+    BTILE_FN(MRV, 1, 0)                                                                            \
+    BTILE_FN(MRV, 1, 1)                                                                            \
+    BTILE_FN(MRV, 2, 0)                                                                            \
+    BTILE_FN(MRV, 2, 1)
 
 TILES_MR(1)
 TILES_MR(2)
@@ -250,6 +265,45 @@ typedef void (*FN(fm_avx2_itile_fn))(int, int64_t, const int32_t *, const T *, i
      FN(fm_avx2_i##MRV##x2p1)}
 static const FN(fm_avx2_itile_fn) FN(fm_avx2_itiles)[6][4] = {IROW(1), IROW(2), IROW(3),
                                                               IROW(4), IROW(5), IROW(6)};
+#define BROW(MRV)                                                                                  \
+    {FN(fm_avx2_b##MRV##x1p0), FN(fm_avx2_b##MRV##x1p1), FN(fm_avx2_b##MRV##x2p0),               \
+     FN(fm_avx2_b##MRV##x2p1)}
+static const FN(fm_avx2_itile_fn) FN(fm_avx2_btiles)[6][4] = {BROW(1), BROW(2), BROW(3),
+                                                              BROW(4), BROW(5), BROW(6)};
+
+/* The zero-skipping tile over a compacted sliver (gemm_internal.h: ukr_idx_seq); nr <= 2 VL. */
+static void FN(fm_avx2_ukr_idx_seq)(int mr, int nr, int64_t nk, const int32_t *kidx, const T *a,
+                                    int64_t rsa, int64_t csa, const T *b, int64_t ldb, T *c,
+                                    int64_t rsc, int64_t csc, T alpha, T beta) {
+    int nv = (nr + VL - 1) / VL;
+    int part = nr != nv * VL;
+    FN(fm_avx2_btiles)[mr - 1][2 * (nv - 1) + part](nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc,
+                                                    alpha, beta);
+}
+
+/* A sliver's columns kidx[0 .. nk) into ap[q * mr + i] (ap may be the packed sliver itself,
+ * rsa == 1 and csa == mr: each column moves down, never over one still to be read). */
+static FM_AVX2 void FN(fm_avx2_compact)(int mr, int64_t nk, const int32_t *kidx, const T *a,
+                                        int64_t rsa, int64_t csa, T *ap) {
+    int64_t q;
+    if (rsa == 1) {
+        const __m256i m0 = V_MASK(mr < VL ? mr : VL), m1 = V_MASK(mr - VL);
+        for (q = 0; q < nk; q++) {
+            const T *src = a + kidx[q] * csa;
+            const VT v0 = V_LOADM(src, m0);
+            if (mr > VL) {
+                const VT v1 = V_LOADM(src + VL, m1);
+                V_STOREM(ap + q * mr + VL, m1, v1);
+            }
+            V_STOREM(ap + q * mr, m0, v0);
+        }
+        return;
+    }
+    for (q = 0; q < nk; q++) {
+        const T *src = a + kidx[q] * csa;
+        for (int i = 0; i < mr; i++) ap[q * mr + i] = src[i * rsa];
+    }
+}
 
 /* Same tile shapes as fm_avx2_ukr. */
 static void FN(fm_avx2_ukr_idx)(int mr, int nr, int64_t nk, const int32_t *kidx, const T *a,
@@ -558,7 +612,7 @@ const FN(fm_gemm_kernel) FN(fm_gemm_avx2) = {
     "avx2", 6, 2 * VL, {0, 8 * VL, 4 * VL, 4 * VL}, 256, 512, 16 * VL, FN(fm_avx2_ukr),
     2, {0, 48, 4}, FN(fm_avx2_dot), FN(fm_avx2_packbt), FN(fm_avx2_ukr_idx),
     FN(fm_avx2_nonzero_k), VL == 8 ? 144 : 72, 32, FN(fm_avx2_packb), FN(fm_avx2_packa),
-    FN(fm_avx2_packa_block)};
+    FN(fm_avx2_packa_block), FN(fm_avx2_ukr_idx_seq), FN(fm_avx2_compact)};
 
 #undef FN_
 #undef FN2
@@ -566,6 +620,8 @@ const FN(fm_gemm_kernel) FN(fm_gemm_avx2) = {
 #undef MAXACC
 #undef TILE_FN
 #undef ITILE_FN
+#undef BTILE_FN
+#undef BROW
 #undef TILES_MR
 #undef ROW
 #undef IROW

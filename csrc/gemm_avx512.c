@@ -745,7 +745,7 @@ static FM_AVX512 int64_t FN(fm_avx512_nonzero_k)(int mr, int64_t kc, const T *a,
 const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = {
     "avx512", 14, 2 * VL, {0, 16 * VL, 8 * VL, 8 * VL}, VL == 16 ? FM_AVX512_KC : 256, FM_AVX512_NC,
     16 * VL, FN(fm_avx512_ukr), 4, {0, 48, 4, 4, 6}, FN(fm_avx512_dot), FN(fm_avx512_packbt),
-    FN(fm_avx512_ukr_idx), FN(fm_avx512_nonzero_k), 0, 0, NULL, NULL, NULL};
+    FN(fm_avx512_ukr_idx), FN(fm_avx512_nonzero_k), 0, 0, NULL, NULL, NULL, NULL, NULL};
 
 #undef FN_
 #undef FN2

@@ -86,6 +86,12 @@
         void (*packa)(int mr, int64_t kc, const T *a, int64_t csa, T *ap);                         \
         /* optional: the same for a block of mc rows, slivers of kernel.mr rows at ap + s*mr*kc */ \
         void (*packa_block)(int64_t mc, int64_t kc, const T *a, int64_t csa, T *ap);               \
+        /* optional: ukr_idx over a compacted sliver: A column q (not kidx[q]) at a + q * csa,  \
+         * B row kidx[q]; nr <= kernel.nr. With compact, which writes such a sliver (A column   \
+         * kidx[q] into ap[q * mr ..]), the panel path reads A in one stream */                   \
+        fm_gemm_ukr_idx_##S ukr_idx_seq;                                                           \
+        void (*compact)(int mr, int64_t nk, const int32_t *kidx, const T *a, int64_t rsa,          \
+                        int64_t csa, T *ap);                                                       \
     } fm_gemm_kernel_##S;                                                                          \
     extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
     extern const fm_gemm_kernel_##S fm_gemm_avx2_##S;   /* only if FM_GEMM_X86 */                  \
