@@ -682,6 +682,17 @@ static void FM_FN(fm_gemm_body_panels)(const FM_FN(fm_gemm_ctx) * x, int tid, in
                                            : x->a + (i0 + s * MR) * x->rsa + pc * x->csa;
                     const int64_t rs = x->packa ? 1 : x->rsa, cs = x->packa ? mr : x->csa;
                     T *ct = x->c + (i0 + s * MR) * x->rsc + (jc + j0) * x->csc;
+                    /* the epilogue's z rows of the next tile, read cold from L3 otherwise (a
+                     * dX product's ReLU' at batch 1024: its loads stalled the epilogue) */
+                    if (last && x->epi && x->epi->z && s + 1 < n_s) {
+                        const T *zn = (const T *)x->epi->z + (i0 + (s + 1) * MR) * x->epi->rsz +
+                                      jc + j0;
+                        const int mr_next = (int)FM_MIN((int64_t)MR, mc - (s + 1) * MR);
+                        for (int r = 0; r < mr_next; r++) {
+                            __builtin_prefetch(zn + r * x->epi->rsz);
+                            __builtin_prefetch(zn + r * x->epi->rsz + nr - 1);
+                        }
+                    }
                     if (nks[s] < kc && K->compact)
                         K->ukr_idx_seq(mr, nr, nks[s], kidx + s * kc, ap + s * MR * kc, 1, mr, bp,
                                        NR, ct, x->rsc, x->csc, x->alpha, beta_eff);
