@@ -202,24 +202,16 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
         FN(fm_avx2_tile)(MRV, NVV, PV, 0, nr, kc, NULL, a, rsa, csa, b, ldb, c, rsc, csc, alpha,  \
                          beta);                                                                    \
     }
-#define ITILE_FN(MRV, NVV, PV)                                                                     \
-    static FM_AVX2 void FN(fm_avx2_i##MRV##x##NVV##p##PV)(int nr, int64_t nk, const int32_t *kidx, \
-                                                          const T *a, int64_t rsa, int64_t csa,  \
-                                                          const T *b, int64_t ldb, T *c,         \
-                                                          int64_t rsc, int64_t csc, T alpha,     \
-                                                          T beta) {                              \
-        FN(fm_avx2_tile)(MRV, NVV, PV, 0, nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha,  \
+/* zero-skipping tiles: A read through kidx (prefix i) or compacted (prefix b, ASEQ) */
+#define IDX_TILE_FN(P, SEQ, MRV, NVV, PV)                                                          \
+    static FM_AVX2 void FN(fm_avx2_##P##MRV##x##NVV##p##PV)(                                       \
+        int nr, int64_t nk, const int32_t *kidx, const T *a, int64_t rsa, int64_t csa,            \
+        const T *b, int64_t ldb, T *c, int64_t rsc, int64_t csc, T alpha, T beta) {               \
+        FN(fm_avx2_tile)(MRV, NVV, PV, SEQ, nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, \
                          beta);                                                                    \
     }
-#define BTILE_FN(MRV, NVV, PV)                                                                     \
-    static FM_AVX2 void FN(fm_avx2_b##MRV##x##NVV##p##PV)(int nr, int64_t nk, const int32_t *kidx, \
-                                                          const T *a, int64_t rsa, int64_t csa,  \
-                                                          const T *b, int64_t ldb, T *c,         \
-                                                          int64_t rsc, int64_t csc, T alpha,     \
-                                                          T beta) {                              \
-        FN(fm_avx2_tile)(MRV, NVV, PV, 1, nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha,  \
-                         beta);                                                                    \
-    }
+#define ITILE_FN(MRV, NVV, PV) IDX_TILE_FN(i, 0, MRV, NVV, PV)
+#define BTILE_FN(MRV, NVV, PV) IDX_TILE_FN(b, 1, MRV, NVV, PV)
 
 #define TILES_MR(MRV)                                                                              \
     TILE_FN(MRV, 1, 0)                                                                             \
@@ -621,6 +613,7 @@ const FN(fm_gemm_kernel) FN(fm_gemm_avx2) = {
 #undef TILE_FN
 #undef ITILE_FN
 #undef BTILE_FN
+#undef IDX_TILE_FN
 #undef BROW
 #undef TILES_MR
 #undef ROW
