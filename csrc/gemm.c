@@ -302,6 +302,15 @@ static int64_t FM_FN(fm_gemm_nonzero_k)(int mr, int64_t kc, const T *restrict a,
     return nk;
 }
 
+/* The zero scan of one sliver, with the kernel's SIMD scan where it has one for these strides:
+ * skipping pays once at least an eighth of the k are zero columns. */
+static int64_t FM_FN(fm_gemm_scan)(const KERNEL *K, int mr, int64_t kc, const T *a, int64_t rsa,
+                                   int64_t csa, int32_t *kidx) {
+    const int64_t max_nk = kc - kc / 8;
+    const int64_t nk = K->nonzero_k ? K->nonzero_k(mr, kc, a, rsa, csa, max_nk, kidx) : -1;
+    return nk < 0 ? FM_FN(fm_gemm_nonzero_k)(mr, kc, a, rsa, csa, max_nk, kidx) : nk;
+}
+
 /* B micro-panel k [0, kc) x columns [0, nr) into bp[p*NR + j], zero-padded to NR columns. */
 static void FM_FN(fm_gemm_pack_b)(const KERNEL *K, int nr, int64_t kc, const T *restrict b,
                                   int64_t rsb, int64_t csb, T *restrict bp) {
@@ -575,12 +584,7 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                     rs = 1;
                     cs = mr;
                 }
-                /* skipping pays once at least an eighth of the k are zero columns */
-                if (x->zskip) {
-                    const int64_t max_nk = kc - kc / 8;
-                    nk = K->nonzero_k ? K->nonzero_k(mr, kc, as, rs, cs, max_nk, kidx) : -1;
-                    if (nk < 0) nk = FM_FN(fm_gemm_nonzero_k)(mr, kc, as, rs, cs, max_nk, kidx);
-                }
+                if (x->zskip) nk = FM_FN(fm_gemm_scan)(K, mr, kc, as, rs, cs, kidx);
                 step = (!x->packb && mr <= 3) ? FM_MIN(K->nr_small[mr], JW) : NR;
                 for (j0 = ch * JW; j0 < je; j0 += step) {
                     const int nr = (int)FM_MIN((int64_t)step, je - j0);
@@ -603,6 +607,18 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
 #endif
         }
     }
+}
+
+/* Where sliver s (mr rows) of the panel path's current A block is read: the packed block ap, or
+ * A in place from the block's first element ab. */
+static const T *FM_FN(fm_gemm_sliver)(const FM_FN(fm_gemm_ctx) * x, const T *ap, const T *ab,
+                                      int64_t s, int mr, int64_t kc, int64_t *rs, int64_t *cs) {
+    if (x->packa) {
+        *rs = 1, *cs = mr;
+        return ap + s * x->K->mr * kc;
+    }
+    *rs = x->rsa, *cs = x->csa;
+    return ab + s * x->K->mr * x->rsa;
 }
 
 /* Panel path: per column block and k block, the B block is packed into micro-panels of nr
@@ -647,40 +663,26 @@ static void FM_FN(fm_gemm_body_panels)(const FM_FN(fm_gemm_ctx) * x, int tid, in
                 const int64_t i0 = mb * MC, mc = FM_MIN(MC, m - i0), n_s = (mc + MR - 1) / MR;
                 const int nr = (int)FM_MIN((int64_t)NR, nc - j0);
                 const T *bp = x->bpack + j0 * kc;
-                int64_t s;
+                const T *ab = x->a + i0 * x->rsa + pc * x->csa;
+                int64_t s, rs, cs;
                 if (mb != packed_mb) {
-                    const T *ab = x->a + i0 * x->rsa + pc * x->csa;
                     if (x->packa) FM_FN(fm_gemm_pack_a_block)(K, mc, kc, ab, x->rsa, x->csa, ap);
                     for (s = 0; s < n_s; s++) {
                         const int mr = (int)FM_MIN((int64_t)MR, mc - s * MR);
-                        int64_t nk = kc;
-                        if (x->zskip) {
-                            const int64_t max_nk = kc - kc / 8;
-                            const T *as = x->packa ? ap + s * MR * kc : ab + s * MR * x->rsa;
-                            const int64_t rs = x->packa ? 1 : x->rsa, cs = x->packa ? mr : x->csa;
-                            nk = K->nonzero_k
-                                     ? K->nonzero_k(mr, kc, as, rs, cs, max_nk, kidx + s * kc)
-                                     : -1;
-                            if (nk < 0)
-                                nk = FM_FN(fm_gemm_nonzero_k)(mr, kc, as, rs, cs, max_nk,
-                                                              kidx + s * kc);
-                        }
+                        const T *as = FM_FN(fm_gemm_sliver)(x, ap, ab, s, mr, kc, &rs, &cs);
+                        const int64_t nk =
+                            x->zskip ? FM_FN(fm_gemm_scan)(K, mr, kc, as, rs, cs, kidx + s * kc) : kc;
                         /* the kept columns side by side: the kernel then reads A in one
                          * stream (skipped columns left gaps the prefetcher did not bridge) */
-                        if (nk < kc && K->compact) {
-                            const T *as = x->packa ? ap + s * MR * kc : ab + s * MR * x->rsa;
-                            const int64_t rs = x->packa ? 1 : x->rsa, cs = x->packa ? mr : x->csa;
+                        if (nk < kc && K->compact)
                             K->compact(mr, nk, kidx + s * kc, as, rs, cs, ap + s * MR * kc);
-                        }
                         nks[s] = nk;
                     }
                     packed_mb = mb;
                 }
                 for (s = 0; s < n_s; s++) {
                     const int mr = (int)FM_MIN((int64_t)MR, mc - s * MR);
-                    const T *as = x->packa ? ap + s * MR * kc
-                                           : x->a + (i0 + s * MR) * x->rsa + pc * x->csa;
-                    const int64_t rs = x->packa ? 1 : x->rsa, cs = x->packa ? mr : x->csa;
+                    const T *as = FM_FN(fm_gemm_sliver)(x, ap, ab, s, mr, kc, &rs, &cs);
                     T *ct = x->c + (i0 + s * MR) * x->rsc + (jc + j0) * x->csc;
                     /* the epilogue's z rows of the next tile, read cold from L3 otherwise (a
                      * dX product's ReLU' at batch 1024: its loads stalled the epilogue) */
