@@ -98,6 +98,16 @@ class CtypesGemm:
         return call
 
 
+def force_kernel(path, name):
+    """The kernels' testing hook fm_gemm_force_kernel, in the library or extension module."""
+    import ctypes as ct
+
+    lib = ct.CDLL(path)
+    lib.fm_gemm_force_kernel.argtypes = [ct.c_char_p]
+    if lib.fm_gemm_force_kernel(name.encode()) != 0:
+        raise SystemExit(f"--kernel {name}: not available on this CPU or build")
+
+
 class CoreGemm:
     """The Python binding fastmlp._core.gemm(a, b, c, alpha, beta, n_threads)."""
 
@@ -179,12 +189,17 @@ def main():
     ap.add_argument("--only", default=None, help="substring of shape names to run (e.g. dX)")
     ap.add_argument("--dtype", choices=("float32", "float64", "both"), default="both")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "gemm.json"))
+    ap.add_argument("--kernel", default=None,
+                    help="force fastmlp's micro-kernels: reference, avx2 or avx512 (default: the "
+                         "run-time choice)")
     ap.add_argument("--keep-openblas-env", action="store_true",
                     help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
     args = ap.parse_args()
     rounds = args.rounds or (5 if args.quick else 15)
 
     backend = CtypesGemm(args.lib) if args.lib else CoreGemm()
+    if args.kernel:
+        force_kernel(args.lib or backend.core.__file__, args.kernel)
     blas, blas_text = openblas_info()
     dtypes = {"float32": [np.float32], "float64": [np.float64],
               "both": [np.float32, np.float64]}[args.dtype]

@@ -34,15 +34,33 @@ double fm_wtime(void) {
 }
 
 /* Tuner state (FM_TUNER_SIZE doubles, zeroed by the owner to start):
- * [0] seconds per row at 1 thread, [1] at the cap (0: not measured yet, both smoothed),
- * [2] steps recorded, [3] steps between probes of the slower choice. */
+ * [0] seconds per row at 1 thread, [1] at the cap (0: not measured yet; both smoothed),
+ * [2] steps recorded, [3] steps between probes of the slower choice, [4] threads of the last
+ * step, [5] probe steps left, [6] steps since the last probe or change of answer. */
 #define FM_TUNER_MARGIN 0.95 /* the cap must win by 5%: fewer threads disturb neighbours less */
 #define FM_TUNER_PROBE_MIN 16.0
 #define FM_TUNER_PROBE_MAX 1024.0
+/* A probe is the switch step, whose time is not kept (its data sit in the other core's caches
+ * and a sleeping worker wakes up: up to 3.2 times a step's time on a quiet VM at batch 32),
+ * then one step that is. A switch step this many times slower than the incumbent ends the
+ * probe at once: with a neighbour spinning on one core, 2-thread steps took 10-27 times as
+ * long as 1-thread steps. */
+#define FM_TUNER_PROBE_STEPS 2.0
+#define FM_TUNER_CLEAR_LOSS 5.0
+/* Probes of a choice that keeps losing by a factor r cost about (r - 1) steps each; they are
+ * spaced so that this stays below this share of the steps. */
+#define FM_TUNER_PROBE_BUDGET 0.03
 
 static int tuner_winner(const double *s, int cap) {
     if (s[0] == 0.0 || s[1] == 0.0) return 0;
     return s[1] < FM_TUNER_MARGIN * s[0] ? cap : 1;
+}
+
+/* Steps between probes at least, for the current gap between the two choices. */
+static double tuner_spacing(const double *s) {
+    const double lo = s[0] < s[1] ? s[0] : s[1], hi = s[0] < s[1] ? s[1] : s[0];
+    const double steps = FM_TUNER_PROBE_STEPS * (hi / lo - 1.0) / FM_TUNER_PROBE_BUDGET;
+    return steps > FM_TUNER_PROBE_MAX ? FM_TUNER_PROBE_MAX : steps;
 }
 
 int fm_tuner_next(double *state, int cap) {
@@ -50,24 +68,50 @@ int fm_tuner_next(double *state, int cap) {
     if (!state) return cap;
     if (state[2] < 1.0 || state[1] == 0.0) return cap; /* warm-up, then measure the cap */
     if (state[0] == 0.0) return 1;
-    const int winner = tuner_winner(state, cap);
+    const int winner = tuner_winner(state, cap), loser = winner == 1 ? cap : 1;
+    if (state[5] > 0.0) return loser;
     if (state[3] < FM_TUNER_PROBE_MIN) state[3] = FM_TUNER_PROBE_MIN;
-    if (fmod(state[2], state[3]) == 0.0) return winner == 1 ? cap : 1; /* probe the slower */
+    if (state[6] >= state[3]) {
+        state[5] = FM_TUNER_PROBE_STEPS;
+        return loser;
+    }
     return winner;
 }
 
 void fm_tuner_record(double *state, int threads, int cap, double seconds_per_row) {
     if (!state || cap <= 1) return;
     const double steps = state[2];
+    const int switched = steps >= 1.0 && (int)state[4] != threads;
+    const int probing = state[5] > 0.0;
     state[2] = steps + 1.0;
+    state[4] = (double)threads;
+    state[6] += 1.0;
+    if (probing) state[5] -= 1.0;
     if (steps < 1.0 || !(seconds_per_row > 0.0)) return; /* the first step pays page faults */
-    const int before = tuner_winner(state, cap);
     double *t = threads == 1 ? &state[0] : &state[1];
-    *t = *t == 0.0 ? seconds_per_row : 0.5 * *t + 0.5 * seconds_per_row;
+    const double other = threads == 1 ? state[1] : state[0];
+    if (switched) {
+        if (!(other > 0.0 && seconds_per_row > FM_TUNER_CLEAR_LOSS * other)) return;
+        state[5] = 0.0; /* lost clearly: keep the time, end the probe */
+    }
+    const int before = tuner_winner(state, cap);
+    /* A probe's time replaces the loser's old one, which the neighbour may have left behind.
+     * The incumbent's is smoothed, one step counting at most twice the estimate: a lone slow
+     * step (a page fault, a neighbour passing by) does not switch, two in a row do. */
+    if (*t == 0.0 || probing) {
+        *t = seconds_per_row;
+    } else {
+        *t = 0.5 * *t + 0.5 * (seconds_per_row < 2.0 * *t ? seconds_per_row : 2.0 * *t);
+    }
     const int after = tuner_winner(state, cap);
     if (before && after != before) {
         state[3] = FM_TUNER_PROBE_MIN; /* the answer changed: look again soon */
-    } else if (before && threads != before) {
-        state[3] = state[3] * 2.0 > FM_TUNER_PROBE_MAX ? FM_TUNER_PROBE_MAX : state[3] * 2.0;
+        state[5] = 0.0;
+        state[6] = 0.0;
+    } else if (before && probing && state[5] <= 0.0) {
+        const double spacing = tuner_spacing(state), twice = 2.0 * state[3];
+        state[3] = twice > spacing ? (twice > FM_TUNER_PROBE_MAX ? FM_TUNER_PROBE_MAX : twice)
+                                   : spacing;
+        state[6] = 0.0;
     }
 }

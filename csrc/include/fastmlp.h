@@ -411,9 +411,10 @@ int fm_have_openmp(void);
 
 /* Step-level thread tuner. Results never depend on the thread count, so the engine may pick it
  * by measurement: it times steps at 1 thread and at the cap, keeps the faster (the cap must win
- * by 5%), and re-times the slower one now and then, less often while it keeps losing (busy
- * neighbours change the answer). The state is FM_TUNER_SIZE doubles owned by the caller, zeroed
- * to start. */
+ * by 5%), and re-times the slower one now and then (the step after a switch is not counted),
+ * less often while it keeps losing and the more it loses by, so that probing a choice that a
+ * busy neighbour made much slower costs a few percent. The state is FM_TUNER_SIZE doubles
+ * owned by the caller, zeroed to start. */
 #define FM_TUNER_SIZE 8
 int fm_tuner_next(double *state, int cap);
 void fm_tuner_record(double *state, int threads, int cap, double seconds_per_row);

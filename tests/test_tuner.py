@@ -1,0 +1,124 @@
+"""fit's step-level thread tuner (fm_tuner_next / fm_tuner_record in csrc/threads.c), driven
+through ctypes by a model of step times: which thread count it picks, and what its probes of the
+other choice cost, quiet and next to a busy neighbour."""
+import ctypes
+
+import numpy as np
+import pytest
+
+from fastmlp import _core
+
+CAP = 2
+
+
+def _lib():
+    try:
+        lib = ctypes.CDLL(_core.__file__)
+        lib.fm_tuner_next.argtypes = [ctypes.POINTER(ctypes.c_double), ctypes.c_int]
+        lib.fm_tuner_next.restype = ctypes.c_int
+        lib.fm_tuner_record.argtypes = [ctypes.POINTER(ctypes.c_double), ctypes.c_int,
+                                        ctypes.c_int, ctypes.c_double]
+        return lib
+    except (OSError, AttributeError):
+        return None
+
+
+LIB = _lib()
+pytestmark = pytest.mark.skipif(LIB is None, reason="the tuner's symbols are not exported")
+
+
+class Tuner:
+    def __init__(self):
+        self.state = np.zeros(_core.TUNER_SIZE)
+        self.ptr = self.state.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        self.last = None
+
+    def run(self, steps, seconds, switch_penalty=1.0):
+        """Runs `steps` steps; seconds(threads) is a step's time, times switch_penalty on the
+        first step after a change of thread count. Returns the thread counts and the times."""
+        picks, times = [], []
+        for _ in range(steps):
+            t = LIB.fm_tuner_next(self.ptr, CAP)
+            assert t in (1, CAP)
+            s = seconds(t) * (switch_penalty if self.last not in (None, t) else 1.0)
+            LIB.fm_tuner_record(self.ptr, t, CAP, s)
+            self.last = t
+            picks.append(t)
+            times.append(s)
+        return np.array(picks), np.array(times)
+
+
+def quiet(t):
+    return 0.6 if t == CAP else 1.0
+
+
+def busy(t):  # a neighbour spins on one core: 2-thread steps wait for it at every barrier
+    return 15.0 if t == CAP else 1.0
+
+
+def test_keeps_the_faster_choice_and_probes_less_and_less():
+    tuner = Tuner()
+    picks, times = tuner.run(3000, quiet, switch_penalty=3.0)
+    assert np.mean(picks[100:] == CAP) > 0.98
+    assert times[100:].sum() < 1.03 * 0.6 * len(times[100:])
+    assert tuner.state[3] == 1024  # the interval doubled up to its cap
+
+
+def test_a_switch_step_does_not_decide():
+    """The step after a switch pays for the other core's caches and a waking worker; counting
+    it would make the incumbent look better than it is."""
+    tuner = Tuner()
+    picks, _ = tuner.run(500, quiet, switch_penalty=4.0)
+    assert np.mean(picks[50:] == CAP) > 0.95
+
+
+def test_falls_back_to_one_thread_next_to_a_busy_neighbour():
+    tuner = Tuner()
+    tuner.run(300, quiet, switch_penalty=3.0)
+    picks, times = tuner.run(2000, busy, switch_penalty=3.0)
+    assert picks[2] == 1  # two slow steps are enough to switch
+    # the probes of 2 threads, each 15 times a 1-thread step, cost a few percent in all
+    assert times.sum() / len(times) < 1.08
+    assert times[200:].sum() / len(times[200:]) < 1.04
+
+
+def test_comes_back_to_the_cap_when_the_neighbour_leaves():
+    tuner = Tuner()
+    tuner.run(300, quiet)
+    tuner.run(3000, busy)
+    picks, _ = tuner.run(1200, quiet)
+    assert np.all(picks[-100:] == CAP)
+
+
+def test_one_thread_when_the_cap_does_not_pay():
+    tuner = Tuner()
+    picks, times = tuner.run(2000, lambda t: 1.2 if t == CAP else 1.0)
+    assert np.mean(picks[100:] == 1) > 0.97
+
+
+def test_a_margin_of_five_percent_for_the_cap():
+    tuner = Tuner()
+    picks, _ = tuner.run(500, lambda t: 0.97 if t == CAP else 1.0)
+    assert np.mean(picks[50:] == 1) > 0.9
+
+
+def test_one_thread_cap_never_probes():
+    state = np.zeros(_core.TUNER_SIZE)
+    ptr = state.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+    for _ in range(50):
+        assert LIB.fm_tuner_next(ptr, 1) == 1
+        LIB.fm_tuner_record(ptr, 1, 1, 1.0)
+    assert not state.any()
+
+
+def test_noisy_steps_and_spikes_do_not_mislead_it_for_long():
+    """Step times vary by 20% and 1 step in 50 is 4 times as long (a page fault, a neighbour
+    passing by): the faster choice still runs nearly all steps."""
+    rng = np.random.default_rng(0)
+
+    def noisy(t):
+        spike = 4.0 if rng.random() < 0.02 else 1.0
+        return quiet(t) * float(rng.lognormal(0.0, 0.2)) * spike
+
+    picks, times = Tuner().run(5000, noisy, switch_penalty=2.0)
+    assert np.mean(picks[100:] == CAP) > 0.9
