@@ -86,6 +86,13 @@ static int fm_gemm_kind_(void) {
     return FM_GK_REF;
 }
 
+#if FM_GEMM_X86
+static int fm_gemm_amd_(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd");
+}
+#endif
+
 static size_t fm_gemm_round_up_(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
 #define FM_GEMM_ALIGN 64
@@ -225,14 +232,15 @@ const KERNEL FM_FN(fm_gemm_ref) = {"reference",
                                    NULL,
                                    NULL,
                                    NULL,
-                                   NULL};
+                                   NULL,
+                                   0};
 
 const KERNEL *FM_FN(fm_gemm_kernel_select)(void);
 const KERNEL *FM_FN(fm_gemm_kernel_select)(void) {
     switch (fm_gemm_kind_()) {
 #if FM_GEMM_X86
     case FM_GK_AVX512:
-        return &FM_FN(fm_gemm_avx512);
+        return fm_gemm_amd_() ? &FM_FN(fm_gemm_avx512_zen4) : &FM_FN(fm_gemm_avx512);
     case FM_GK_AVX2:
         return &FM_FN(fm_gemm_avx2);
 #endif
@@ -867,7 +875,8 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
      * path, which uses every lane along k (with 4-row dot tiles, enough FMA chains). */
     memset(&x, 0, sizeof x);
     if (!dot && K->dot_mr >= 4 && csa == 1 && n <= FM_GEMM_DOT_PACK_MAX_N &&
-        n % (K->nr / 2) != 0 && k >= FM_GEMM_DOT_MIN_K && m >= FM_GEMM_DOT_PACK_MIN_M) {
+        n % (K->nr / 2) != 0 && k >= FM_GEMM_DOT_MIN_K &&
+        m >= (K->narrow_min_m ? K->narrow_min_m : FM_GEMM_DOT_PACK_MIN_M)) {
         const int64_t ldt = (int64_t)fm_gemm_round_up_((size_t)k, 16);
         T *bt;
         int64_t j, p;

@@ -92,10 +92,12 @@
         fm_gemm_ukr_idx_##S ukr_idx_seq;                                                           \
         void (*compact)(int mr, int64_t nk, const int32_t *kidx, const T *a, int64_t rsa,          \
                         int64_t csa, T *ap);                                                       \
+        int narrow_min_m; /* the narrow path from this m on (0: FM_GEMM_DOT_PACK_MIN_M) */       \
     } fm_gemm_kernel_##S;                                                                          \
     extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
     extern const fm_gemm_kernel_##S fm_gemm_avx2_##S;   /* only if FM_GEMM_X86 */                  \
     extern const fm_gemm_kernel_##S fm_gemm_avx512_##S; /* only if FM_GEMM_X86 */                  \
+    extern const fm_gemm_kernel_##S fm_gemm_avx512_zen4_##S; /* the same on AMD CPUs */          \
     /* The kernel fm_gemm_*_S uses now (honours fm_gemm_force_kernel). */                         \
     const fm_gemm_kernel_##S *fm_gemm_kernel_select_##S(void);
 
