@@ -78,9 +78,21 @@ def run(args, pythons, results):
                     live[ZERO_FREE] = live["fastmlp"]
                     inputs[ZERO_FREE] = "zero_free"
                 rec = {p: {"wall": [], "cpu": [], "foreign": [], "loss": None} for p in live}
+                # the GFLOP/s reference (NumPy sgemm) timed in the same rounds as the training
+                # it is compared with: a shared machine's speed drifts by 10-25% over minutes
+                sgemm_ref = B >= 256 and "numpy" in live and ZERO_FREE in live
+                sgemm_times = []
                 t0 = time.perf_counter()
                 cap = max_seconds(args)
                 for rnd in range(R):
+                    if sgemm_ref:
+                        try:
+                            if args.settle:
+                                time.sleep(args.settle)
+                            sgemm_times += live["numpy"].call("gemm", size=args.gemm_size,
+                                                              reps=3)["times"]
+                        except WorkerError as e:
+                            results["errors"].append(f"sgemm b{B} T{T}: {e}")
                     for p in rotated(list(live), rnd):
                         if p not in live or (rec[p]["wall"] and sum(rec[p]["wall"]) >= cap):
                             continue
@@ -110,6 +122,9 @@ def run(args, pythons, results):
                         "gflops": sps * flops / 1e9, "cpu_per_wall": median(d["cpu"]) / med,
                         "foreign_load": d["foreign"],
                         "last_loss": d["loss"]})
+                    if sgemm_times and p in ("fastmlp", ZERO_FREE):
+                        training[-1]["sgemm_gflops_same_rounds"] = (
+                            2 * args.gemm_size ** 3 / median(sgemm_times) / 1e9)
                     msg.append(f"{p} {sps:,.0f}")
                 log(f"training T={T} B={B} n={n}: {'; '.join(msg)} samples/s "
                     f"({time.perf_counter() - t0:.0f} s)")

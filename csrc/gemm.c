@@ -233,6 +233,7 @@ const KERNEL FM_FN(fm_gemm_ref) = {"reference",
                                    NULL,
                                    NULL,
                                    NULL,
+                                   0,
                                    0};
 
 const KERNEL *FM_FN(fm_gemm_kernel_select)(void);
@@ -932,7 +933,14 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     panels = !dot && K->panel_mc && m >= K->panel_min_m && n >= FM_GEMM_PANEL_MIN_N && k >= 16 &&
              (csa != 1 || m < FM_GEMM_PACKB_MIN_M || n <= FM_GEMM_PACKB_MIN_M);
     x.packb = !dot && !panels && fm_gemm_pack_b_(m, csb);
-    x.packa = !dot && csa != 1 && (panels || rsa != 1 || (m >= 64 && n >= 64));
+    /* a row-major A is packed too, by kernels that ask for it, when wide products (n >= 512,
+     * each sliver used for 16+ tiles) take several k blocks: no 4 KiB-strided rows in L1 (AVX-512
+     * on a Zen 4 core, best of 15: 1024^3 +6-20%, 512 x 1024 x 1024 +10-34%, 1024 x 512 x 1024
+     * +12-16%; the AVX2 kernel there lost 8-16%); below 512 columns the packing costs more
+     * (1024 x 256 x 784: -12%) */
+    x.packa = !dot && ((csa != 1 && (panels || rsa != 1 || (m >= 64 && n >= 64))) ||
+                       (csa == 1 && K->pack_row_a && !panels && m >= FM_GEMM_PACKB_MIN_M &&
+                        n >= FM_GEMM_PACKB_MIN_M && k > K->kc));
     /* the zero scan costs about one load per k of a sliver; n >= 2 tiles amortize it */
     x.zskip = !dot && K->ukr_idx && k >= 16 && n >= 2 * K->nr;
     x.zsplit = x.zskip && FM_FN(fm_gemm_split_pays)(K, m, fm_gemm_kblock_(k, K->kc), a, rsa, csa);

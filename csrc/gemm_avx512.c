@@ -756,7 +756,7 @@ static FM_AVX512 int64_t FN(fm_avx512_nonzero_k)(int mr, int64_t kc, const T *a,
     {"avx512", 14, 2 * VL, {0, 16 * VL, 8 * VL, 8 * VL}, VL == 16 ? FM_AVX512_KC : 256,            \
      FM_AVX512_NC, 16 * VL, FN(fm_avx512_ukr), 4, {0, 48, 4, 4, 6}, FN(fm_avx512_dot),            \
      FN(fm_avx512_packbt), FN(fm_avx512_ukr_idx), FN(fm_avx512_nonzero_k), 0, 0, NULL, NULL,       \
-     NULL, NULL, NULL, narrow_min_m}
+     NULL, NULL, NULL, narrow_min_m, 1}
 const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = FM_AVX512_KERNEL(0);
 /* Zen 4 runs a 512-bit FMA as two 256-bit halves, so the idle lanes of a 10-column tile cost
  * their full share: the narrow path wins from 32 rows (32 x 10 x 256 double: 0.79x -> 0.94x

@@ -93,6 +93,7 @@
         void (*compact)(int mr, int64_t nk, const int32_t *kidx, const T *a, int64_t rsa,          \
                         int64_t csa, T *ap);                                                       \
         int narrow_min_m; /* the narrow path from this m on (0: FM_GEMM_DOT_PACK_MIN_M) */       \
+        int pack_row_a;   /* pack row-major A in wide products of several k blocks (gemm.c) */  \
     } fm_gemm_kernel_##S;                                                                          \
     extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
     extern const fm_gemm_kernel_##S fm_gemm_avx2_##S;   /* only if FM_GEMM_X86 */                  \

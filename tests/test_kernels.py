@@ -318,6 +318,8 @@ def test_gemm_threads_bitwise(gemm_kernel, dtype):
     for (m, n, k), (la, lb, lc) in [((300, 200, 150), ("c", "c", "c")),
                                     ((301, 129, 400), ("f", "cs", "cs")),
                                     ((1600, 70, 33), ("c", "c", "f")),
+                                    ((600, 530, 800), ("c", "c", "c")),     # A rows packed
+                                    ((520, 512, 1031), ("rs", "f", "c")),
                                     ((3, 1000, 300), ("rs", "c", "c")),
                                     ((1, 4000, 300), ("c", "f", "c")),      # dot path, one row
                                     ((13, 700, 200), ("c", "f", "c")),      # dot path, 4-row tiles
