@@ -726,9 +726,14 @@ static FM_AVX512 int64_t FN(fm_avx512_nonzero_k)(int mr, int64_t kc, const T *a,
             const MT ml = kc - p >= VL ? (MT)~0u : (MT)((1u << (kc - p)) - 1u);
             MT nz = 0;
             for (int i = 0; i < mr; i++) nz |= V_NZ(V_LOADZ(ml, a + i * rsa + p));
-            _mm512_mask_compressstoreu_epi32(kidx + nk, (__mmask16)nz,
-                                             _mm512_add_epi32(iota, _mm512_set1_epi32((int)p)));
-            nk += __builtin_popcount((unsigned)nz);
+            /* compressed in a register, then a masked store: Zen 4 microcodes a compress
+             * straight to memory (the scan went from 5.4% to 2.7% of an MNIST b256 epoch;
+             * X W1 at batch 32: +18%) */
+            const int count = __builtin_popcount((unsigned)nz);
+            const __m512i ks = _mm512_maskz_compress_epi32(
+                (__mmask16)nz, _mm512_add_epi32(iota, _mm512_set1_epi32((int)p)));
+            _mm512_mask_storeu_epi32(kidx + nk, (__mmask16)((1u << count) - 1u), ks);
+            nk += count;
             if (nk > max_nk || (p + VL == FM_GEMM_ZSCAN_PROBE && nk == p + VL)) return kc;
         }
         return nk;
