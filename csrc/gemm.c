@@ -234,7 +234,8 @@ const KERNEL FM_FN(fm_gemm_ref) = {"reference",
                                    NULL,
                                    NULL,
                                    0,
-                                   0};
+                                   0,
+                                   NULL};
 
 const KERNEL *FM_FN(fm_gemm_kernel_select)(void);
 const KERNEL *FM_FN(fm_gemm_kernel_select)(void) {
@@ -890,8 +891,11 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
         }
         base += (FM_GEMM_ALIGN - (uintptr_t)base % FM_GEMM_ALIGN) % FM_GEMM_ALIGN;
         bt = (T *)base;
-        for (p = 0; p < k; p++)
-            for (j = 0; j < n; j++) bt[j * ldt + p] = b[p * rsb + j * csb];
+        if (csb == 1 && K->transpose_b)
+            K->transpose_b(n, k, b, rsb, bt, ldt);
+        else
+            for (p = 0; p < k; p++)
+                for (j = 0; j < n; j++) bt[j * ldt + p] = b[p * rsb + j * csb];
         x.K = K;
         x.m = m, x.n = n, x.k = k;
         x.a = a, x.b = bt, x.c = c;

@@ -714,6 +714,26 @@ static FM_AVX512 void FN(fm_avx512_packbt)(int nr, int64_t kc, const T *b, int64
     }
 }
 
+/* The narrow path's B^T: bt[j * ldt + p] = b[p * rsb + j] for j < n, p < k (B by rows), through
+ * VL x VL register transposes; k is padded with zeros to a multiple of VL (ldt >= that). */
+static FM_AVX512 void FN(fm_avx512_transpose_b)(int64_t n, int64_t k, const T *b, int64_t rsb,
+                                                T *bt, int64_t ldt) {
+    int64_t p0;
+    for (p0 = 0; p0 < k; p0 += VL) {
+        const int rows = (int)(k - p0 < VL ? k - p0 : VL);
+        for (int64_t j0 = 0; j0 < n; j0 += VL) {
+            const int cols = (int)(n - j0 < VL ? n - j0 : VL);
+            const MT mc = FN(fm_avx512_mask)(cols, 0);
+            VT r[VL], o[VL];
+#pragma GCC unroll 16
+            for (int i = 0; i < VL; i++)
+                r[i] = i < rows ? V_LOADZ(mc, b + (p0 + i) * rsb + j0) : V_ZERO();
+            FN(fm_avx512_tr)(r, o);
+            for (int q = 0; q < cols; q++) V_STORE(bt + (j0 + q) * ldt + p0, o[q]);
+        }
+    }
+}
+
 /* The driver's zero scan (fm_gemm_nonzero_k in gemm.c), same result: A by rows (csa == 1) VL k
  * at a time, compressed into kidx; A by columns (rsa == 1, a packed sliver) one k per masked load.
  * "Not zero" is an unordered compare, so NaN counts as not zero. */
@@ -761,7 +781,7 @@ static FM_AVX512 int64_t FN(fm_avx512_nonzero_k)(int mr, int64_t kc, const T *a,
     {"avx512", 14, 2 * VL, {0, 16 * VL, 8 * VL, 8 * VL}, VL == 16 ? FM_AVX512_KC : 256,            \
      FM_AVX512_NC, 16 * VL, FN(fm_avx512_ukr), 4, {0, 48, 4, 4, 6}, FN(fm_avx512_dot),            \
      FN(fm_avx512_packbt), FN(fm_avx512_ukr_idx), FN(fm_avx512_nonzero_k), 0, 0, NULL, NULL,       \
-     NULL, NULL, NULL, narrow_min_m, 1}
+     NULL, NULL, NULL, narrow_min_m, 1, FN(fm_avx512_transpose_b)}
 const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = FM_AVX512_KERNEL(0);
 /* Zen 4 runs a 512-bit FMA as two 256-bit halves, so the idle lanes of a 10-column tile cost
  * their full share: the narrow path wins from 32 rows (32 x 10 x 256 double: 0.79x -> 0.94x

@@ -94,6 +94,9 @@
                         int64_t csa, T *ap);                                                       \
         int narrow_min_m; /* the narrow path from this m on (0: FM_GEMM_DOT_PACK_MIN_M) */       \
         int pack_row_a;   /* pack row-major A in wide products of several k blocks (gemm.c) */  \
+        /* optional: the narrow path's B^T (n <= 16) from B by rows (csb == 1):              \
+         * bt[j * ldt + p] = b[p * rsb + j], ldt a multiple of 16 >= k */                        \
+        void (*transpose_b)(int64_t n, int64_t k, const T *b, int64_t rsb, T *bt, int64_t ldt);   \
     } fm_gemm_kernel_##S;                                                                          \
     extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
     extern const fm_gemm_kernel_##S fm_gemm_avx2_##S;   /* only if FM_GEMM_X86 */                  \
