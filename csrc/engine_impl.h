@@ -159,6 +159,13 @@ static void FM_FN(gather_rows)(int64_t rows, int64_t cols, const int64_t *idx, c
     for (r = 0; r < rows; r++) {
         const T *s = src + (idx ? idx[r] : r) * rs;
         T *d = dst + r * cols;
+        /* shuffled rows come from DRAM, one page each: fetching the lines of the row 4 ahead
+         * keeps more misses in flight (a 60000 x 784 float gather: 46 -> 35-42 ms an epoch) */
+        if (idx && cs == 1 && r + 4 < rows) {
+            const char *ahead = (const char *)(src + idx[r + 4] * rs);
+            for (size_t off = 0; off < sizeof(T) * (size_t)cols; off += 64)
+                __builtin_prefetch(ahead + off);
+        }
         if (cs == 1) memcpy(d, s, sizeof(T) * (size_t)cols);
         else for (int64_t j = 0; j < cols; j++) d[j] = s[j * cs];
     }
