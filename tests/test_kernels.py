@@ -338,6 +338,18 @@ def test_gemm_threads_bitwise(gemm_kernel, dtype):
                     ref.gemm_error_scale(a, b, c_init, 0.9, 0.3), dtype, "gemm threads", 2.0)
 
 
+def assert_exact_gemm(rng, a, b, n_threads, what):
+    """C := A B and C := A B + C with integer-valued operands equal the exact product."""
+    (m, k), n = a.shape, b.shape[1]
+    c0 = rng.integers(-50, 51, (m, n)).astype(a.dtype)
+    want = np.asarray(a).astype(np.int64) @ np.asarray(b).astype(np.int64)
+    for beta in (0.0, 1.0):
+        c = np.full((m, n), np.nan, a.dtype) if beta == 0 else c0.copy()
+        _core.gemm(a, b, c, 1.0, beta, n_threads)
+        expect = want + (c0.astype(np.int64) if beta else 0)
+        assert np.array_equal(c, expect.astype(a.dtype)), (what, beta)
+
+
 def sparse_ints(rng, m, k, dtype, zero_cols=0.5, zero_elems=0.3):
     """Integer-valued A with MNIST-like zeros: whole k columns zero for every row (so that a
     sliver has zero columns to skip) and scattered zero elements. Small integers make every
@@ -361,13 +373,7 @@ def test_gemm_zero_skipping_exact(gemm_kernel, dtype):
         a, _, _ = make(rng, (m, k), dtype, la, values=sparse_ints(rng, m, k, dtype))
         b, _, _ = make(rng, (k, n), dtype, ("c", "f", "cs")[i % 3],
                        values=rng.integers(-8, 9, (k, n)).astype(dtype))
-        c0 = rng.integers(-50, 51, (m, n)).astype(dtype)
-        want = a.astype(np.int64) @ b.astype(np.int64)
-        for beta in (0.0, 1.0):
-            c = np.full((m, n), np.nan, dtype) if beta == 0 else c0.copy()
-            _core.gemm(a, b, c, 1.0, beta, 1 + i % 2)
-            expect = want + (c0.astype(np.int64) if beta else 0)
-            assert np.array_equal(c, expect.astype(dtype)), (m, n, k, la, beta)
+        assert_exact_gemm(rng, a, b, 1 + i % 2, (m, n, k, la))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -418,13 +424,7 @@ def test_gemm_zero_skipping_split_slivers(gemm_kernel, dtype):
         for la in ("c", "f"):
             a, _, _ = make(rng, (m, k), dtype, la, values=vals)
             b = rng.integers(-8, 9, (k, n)).astype(dtype)
-            c0 = rng.integers(-50, 51, (m, n)).astype(dtype)
-            want = vals.astype(np.int64) @ b.astype(np.int64)
-            for beta in (0.0, 1.0):
-                c = np.full((m, n), np.nan, dtype) if beta == 0 else c0.copy()
-                _core.gemm(a, b, c, 1.0, beta, 1 + i % 2)
-                expect = want + (c0.astype(np.int64) if beta else 0)
-                assert np.array_equal(c, expect.astype(dtype)), (m, n, k, la, beta)
+            assert_exact_gemm(rng, a, b, 1 + i % 2, (m, n, k, la))
         a2 = vals * rng.uniform(0.1, 1.0, (m, k)).astype(dtype)
         b2 = rand(rng, (k, n), dtype)
         outs = []
