@@ -777,17 +777,17 @@ static FM_AVX512 int64_t FN(fm_avx512_nonzero_k)(int mr, int64_t kc, const T *a,
 /* kc: a 14 x kc A sliver is 14*kc*sizeof(T) (f32 384: 21 KiB of the 48 KiB L1d; f64 256:
  * 28 KiB, measured 5% faster than 192 on 1024^3 and the layer shapes);
  * nc: a packed kc x nc B block in L2; jw: columns per task (B chunk kc x jw stays in L2). */
-#define FM_AVX512_KERNEL(narrow_min_m)                                                            \
+#define FM_AVX512_KERNEL(narrow_min_m, pack_row_a)                                                 \
     {"avx512", 14, 2 * VL, {0, 16 * VL, 8 * VL, 8 * VL}, VL == 16 ? FM_AVX512_KC : 256,            \
      FM_AVX512_NC, 16 * VL, FN(fm_avx512_ukr), 4, {0, 48, 4, 4, 6}, FN(fm_avx512_dot),            \
      FN(fm_avx512_packbt), FN(fm_avx512_ukr_idx), FN(fm_avx512_nonzero_k), 0, 0, NULL, NULL,       \
-     NULL, NULL, NULL, narrow_min_m, 1, FN(fm_avx512_transpose_b)}
-const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = FM_AVX512_KERNEL(0);
+     NULL, NULL, NULL, narrow_min_m, pack_row_a, FN(fm_avx512_transpose_b)}
+const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = FM_AVX512_KERNEL(0, 0);
 /* Zen 4 runs a 512-bit FMA as two 256-bit halves, so the idle lanes of a 10-column tile cost
  * their full share: the narrow path wins from 32 rows (32 x 10 x 256 double: 0.79x -> 0.94x
  * OpenBLAS; 64 rows: 0.73x -> 0.96x; float 64 rows 1.03x -> 1.16x), on Sapphire Rapids only
- * from 128. */
-const FN(fm_gemm_kernel) FN(fm_gemm_avx512_zen4) = FM_AVX512_KERNEL(32);
+ * from 128. Packing row-major A (gemm.c) was measured on Zen 4 only. */
+const FN(fm_gemm_kernel) FN(fm_gemm_avx512_zen4) = FM_AVX512_KERNEL(32, 1);
 #undef FM_AVX512_KERNEL
 
 #undef FN_
