@@ -207,6 +207,12 @@ def training_tables(r):
     return "\n\n".join(out)
 
 
+def sgemm_reference(entry, fallback):
+    """NumPy's sgemm GFLOP/s to divide a training entry's by: the one timed in the same rounds
+    where the run has it, else the separate GEMM run's (fallback, may be None)."""
+    return (entry or {}).get("sgemm_gflops_same_rounds") or fallback
+
+
 def gemm_table(r):
     g = r.get("gemm") or []
     tr = _index(r.get("training"), "peer", "threads", "batch")
@@ -232,7 +238,7 @@ def gemm_table(r):
             for p in kinds:
                 e = tr.get((p, T, B))
                 tg = e["gflops"] if e else None
-                ref = (e or {}).get("sgemm_gflops_same_rounds") or np_gf
+                ref = sgemm_reference(e, np_gf)
                 row.append(fmt_num(tg))
                 row.append(fmt_ratio(tg / ref, GEMM_TARGET) if tg and ref else "–")
         rows.append(row)
@@ -386,7 +392,7 @@ def evaluate_targets(r):
     gi = _index(r.get("gemm"), "impl", "threads", "size")
     for (peer, T, B), e in sorted(tr.items()):
         g = gi.get(("numpy", T, 1024))
-        ref = e.get("sgemm_gflops_same_rounds") or (g["gflops"] if g else None)
+        ref = sgemm_reference(e, g["gflops"] if g else None)
         if peer in ("fastmlp", ZERO_FREE) and B >= 256 and ref:
             v = e["gflops"] / ref
             what = "MNIST, FLOPs counted dense" if peer == "fastmlp" else "zero-free inputs"

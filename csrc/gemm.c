@@ -128,6 +128,9 @@ enum { FM_GEMM_BLOCKED, FM_GEMM_DOT, FM_GEMM_PANELS };
 
 /* zero skipping: slivers of at least this many rows may be split in two (see fm_gemm_body) */
 #define FM_GEMM_SPLIT_MIN_MR 8
+/* ... when two half-height tiles over the halves' own non-zero k do a fifth fewer FMAs than
+ * both halves over the whole sliver's nk */
+static int fm_gemm_halves_pay_(int64_t halves_nk, int64_t nk) { return 5 * halves_nk < 8 * nk; }
 
 /* panel path (kernels that have one): at least this many columns */
 #define FM_GEMM_PANEL_MIN_N 32
@@ -532,27 +535,36 @@ typedef struct FM_FN(fm_gemm_ctx) {
     size_t p_bytes;
 } FM_FN(fm_gemm_ctx);
 
-/* Whether splitting slivers in two (fm_gemm_body) pays for this A: on the slivers at 1/4, 1/2
- * and 3/4 of m, first k block, the halves need a fifth fewer FMAs than the whole. Decided once
- * per call from the data, the same for every thread; where it does not pay (MNIST rows: 14
- * samples 52% non-zero, 7 samples 45%) the halves' scans would cost 10%. */
+/* The zero scans of the two halves of an A sliver (rows [0, (mr + 1) / 2) and the rest) into
+ * kidx_h[0], kidx_h[1] and their counts into nk_h; returns the sum of the counts. */
+static int64_t FM_FN(fm_gemm_scan_halves)(const KERNEL *K, int mr, int64_t kc, const T *a,
+                                          int64_t rsa, int64_t csa,
+                                          int32_t (*kidx_h)[FM_GEMM_KC_MAX], int64_t *nk_h) {
+    const int half = (mr + 1) / 2;
+    nk_h[0] = FM_FN(fm_gemm_scan)(K, half, kc, a, rsa, csa, kidx_h[0]);
+    nk_h[1] = FM_FN(fm_gemm_scan)(K, mr - half, kc, a + half * rsa, rsa, csa, kidx_h[1]);
+    return nk_h[0] + nk_h[1];
+}
+
+/* Whether splitting slivers in two (fm_gemm_body) pays for this A, on the slivers at 1/4, 1/2
+ * and 3/4 of m, first k block. Decided once per call from the data, the same for every thread;
+ * where it does not pay (MNIST rows: 14 samples 52% non-zero, 7 samples 45%) the halves' scans
+ * would cost 10%. */
 static int FM_FN(fm_gemm_split_pays)(const KERNEL *K, int64_t m, int64_t kc, const T *a,
                                      int64_t rsa, int64_t csa) {
-    int32_t kidx[FM_GEMM_KC_MAX];
-    int64_t whole = 0, halves = 0;
-    const int mr = K->mr, half = (mr + 1) / 2;
+    int32_t kidx[FM_GEMM_KC_MAX], kidx_h[2][FM_GEMM_KC_MAX];
+    int64_t whole = 0, halves = 0, nk_h[2];
+    const int mr = K->mr;
     int q;
     if (mr < FM_GEMM_SPLIT_MIN_MR || m < mr) return 0;
     for (q = 1; q <= 3; q++) {
-        const T *as = a + (m * q / 4 / mr * mr) * rsa;
-        if ((m * q / 4 / mr + 1) * mr > m) as = a + (m - mr) * rsa;
+        const T *as = a + FM_MIN(m * q / 4 / mr * mr, m - mr) * rsa;
         const int64_t nk = FM_FN(fm_gemm_scan)(K, mr, kc, as, rsa, csa, kidx);
         if (nk == kc) continue;
-        whole += 2 * nk;
-        halves += FM_FN(fm_gemm_scan)(K, half, kc, as, rsa, csa, kidx) +
-                  FM_FN(fm_gemm_scan)(K, mr - half, kc, as + half * rsa, rsa, csa, kidx);
+        whole += nk;
+        halves += FM_FN(fm_gemm_scan_halves)(K, mr, kc, as, rsa, csa, kidx_h, nk_h);
     }
-    return 5 * halves < 4 * whole;
+    return fm_gemm_halves_pay_(halves, whole);
 }
 
 /* Static share [*lo, *hi) of n items for thread tid of nt. Which thread computes a tile never
@@ -628,14 +640,11 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                  * a batch: 63% of k non-zero; 7 pixels: about 40%). Per element the same
                  * FMAs in the same order: the same results. */
                 int half = 0;
-                int64_t nk_h[2] = {kc, kc};
-                if (nk < kc && x->zsplit && mr >= FM_GEMM_SPLIT_MIN_MR) {
+                int64_t nk_h[2];
+                if (nk < kc && x->zsplit && mr >= FM_GEMM_SPLIT_MIN_MR &&
+                    fm_gemm_halves_pay_(
+                        FM_FN(fm_gemm_scan_halves)(K, mr, kc, as, rs, cs, kidx_h, nk_h), nk))
                     half = (mr + 1) / 2;
-                    nk_h[0] = FM_FN(fm_gemm_scan)(K, half, kc, as, rs, cs, kidx_h[0]);
-                    nk_h[1] = FM_FN(fm_gemm_scan)(K, mr - half, kc, as + half * rs, rs, cs,
-                                                  kidx_h[1]);
-                    if (5 * (nk_h[0] + nk_h[1]) >= 8 * nk) half = 0;
-                }
                 step = (!x->packb && mr <= 3) ? FM_MIN(K->nr_small[mr], JW) : NR;
                 for (j0 = ch * JW; j0 < je; j0 += step) {
                     const int nr = (int)FM_MIN((int64_t)step, je - j0);

@@ -1,5 +1,4 @@
 /* Thread-count policy shared by all kernels, and the engine's step-level tuner. */
-#include <math.h>
 #include "internal.h"
 
 /* Below this much work (about one multiply-add per unit) a parallel region costs more than it

@@ -4,27 +4,17 @@ other choice cost, quiet and next to a busy neighbour."""
 import ctypes
 
 import numpy as np
-import pytest
 
 from fastmlp import _core
 
 CAP = 2
 
 
-def _lib():
-    try:
-        lib = ctypes.CDLL(_core.__file__)
-        lib.fm_tuner_next.argtypes = [ctypes.POINTER(ctypes.c_double), ctypes.c_int]
-        lib.fm_tuner_next.restype = ctypes.c_int
-        lib.fm_tuner_record.argtypes = [ctypes.POINTER(ctypes.c_double), ctypes.c_int,
-                                        ctypes.c_int, ctypes.c_double]
-        return lib
-    except (OSError, AttributeError):
-        return None
-
-
-LIB = _lib()
-pytestmark = pytest.mark.skipif(LIB is None, reason="the tuner's symbols are not exported")
+LIB = ctypes.CDLL(_core.__file__)
+LIB.fm_tuner_next.argtypes = [ctypes.POINTER(ctypes.c_double), ctypes.c_int]
+LIB.fm_tuner_next.restype = ctypes.c_int
+LIB.fm_tuner_record.argtypes = [ctypes.POINTER(ctypes.c_double), ctypes.c_int, ctypes.c_int,
+                                ctypes.c_double]
 
 
 class Tuner:
