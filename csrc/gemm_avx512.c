@@ -238,8 +238,10 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
     for (int i = 0; i < MAXACC; i++) acc[i] = V_ZERO();
     /* the C tile, needed only after the k loop, is fetched into L2 meanwhile: with k split in
      * blocks (C += A B per block) its rows came cold from L3 at the end of every tile (1024^3
-     * on a Zen 4 core, best of 15 rounds: +10-30%; into L1, the streaming B evicts them) */
-    if (csc == 1) {
+     * on a Zen 4 core, best of 15 rounds: +10-30%; into L1, the streaming B evicts them).
+     * A short k loop hides nothing: there the prefetches only cost (the output layer's dX,
+     * 256 x 256 x 10, without them: +3% double, +6% float) */
+    if (csc == 1 && kc >= 32) {
 #pragma GCC unroll 14
         for (int i = 0; i < MR; i++) {
             _mm_prefetch((const char *)(c + i * rsc), _MM_HINT_T1);
