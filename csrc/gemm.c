@@ -9,7 +9,7 @@
  * B is used in place when its rows are contiguous (csb == 1) and m < 512 (the MLP layer shapes:
  * no B pack at all); otherwise packed (transposed B through in-register transposes).
  *
- * Other paths, chosen from the shape and strides only:
+ * Other paths, chosen from the shape and strides (the row path: and A's zeros):
  *   dot      A rows and B columns contiguous along k (dZ W^T in a backward pass), m <= 16:
  *            lane-wise FMA chains along k and one horizontal sum per element, nothing packed;
  *   narrow   n <= 16 and not a multiple of the vector width (a 10-unit output layer), m >= 128:
@@ -19,11 +19,15 @@
  *   panels   kernels with a panel_mc (AVX2: a 512 KiB L2 on Zen 3 cannot hold the blocked path's
  *            B block next to A), m >= 32 and n >= 32: B packed into micro-panels that stay in L1,
  *            A in blocks of panel_mc rows (packed when its rows are not contiguous) from L2.
+ *   rows     kernels with a per-row zero scan, A column-major with sparse rows (MNIST X^T dZ at
+ *            batch <= 64), B by rows and at most 64 KiB: one wide tile per row of C over that
+ *            row's own non-zero k.
  *
- * Every decision depends on the shape and strides only, never on n_threads, and threads only
- * split C (no element is ever summed across threads), so results are bitwise identical for any
- * thread count. With one thread no OpenMP call is made; the only allocation is one workspace
- * per call when a pack is needed and the caller gave none.
+ * Every decision depends on the shape, the strides and (zero skipping, the row path) A's zero
+ * pattern, never on n_threads, and threads only split C (no element is ever summed across
+ * threads), so results are bitwise identical for any thread count. With one thread no OpenMP
+ * call is made; the only allocation is one workspace per call when a pack is needed and the
+ * caller gave none.
  *
  * This file includes itself twice (FM_GEMM_PASS) to instantiate the driver for float and double. */
 #ifndef FM_GEMM_PASS
@@ -124,13 +128,23 @@ static int64_t fm_gemm_kblock_(int64_t k, int kc_max) {
 #define FM_GEMM_DOT_PACK_MIN_M 128
 
 /* the drivers (fm_gemm_body*) */
-enum { FM_GEMM_BLOCKED, FM_GEMM_DOT, FM_GEMM_PANELS };
+enum { FM_GEMM_BLOCKED, FM_GEMM_DOT, FM_GEMM_PANELS, FM_GEMM_ROWS };
 
 /* zero skipping: slivers of at least this many rows may be split in two (see fm_gemm_body) */
 #define FM_GEMM_SPLIT_MIN_MR 8
 /* ... when two half-height tiles over the halves' own non-zero k do a fifth fewer FMAs than
  * both halves over the whole sliver's nk */
 static int fm_gemm_halves_pay_(int64_t halves_nk, int64_t nk) { return 5 * halves_nk < 8 * nk; }
+
+/* row path: B (k x n, read in place for every row) at most this many bytes, so that it stays
+ * near the core (MNIST dW1 on a Zen 4 core, X warm as in training, against the blocked path:
+ * 784 x 256 x 32 float 1.35x, x 64 (B 64 KiB) 1.16x, x 128 1.03x, x 256 0.9x) */
+#define FM_GEMM_ROWS_MAX_B (64 * 1024)
+/* ... and when its FMAs cost at most 1.5 times those of the blocked path's zero-skipping tiles
+ * (a row tile loads a B vector per FMA, a 14-row tile one per 14; measured 1.3x at batch 32) */
+static int fm_gemm_rows_pay_(int64_t row_fmas, int64_t tile_fmas) {
+    return 3 * row_fmas < 2 * tile_fmas;
+}
 
 /* panel path (kernels that have one): at least this many columns */
 #define FM_GEMM_PANEL_MIN_N 32
@@ -238,6 +252,7 @@ const KERNEL FM_FN(fm_gemm_ref) = {"reference",
                                    NULL,
                                    0,
                                    0,
+                                   NULL,
                                    NULL};
 
 const KERNEL *FM_FN(fm_gemm_kernel_select)(void);
@@ -567,6 +582,48 @@ static int FM_FN(fm_gemm_split_pays)(const KERNEL *K, int64_t m, int64_t kc, con
     return fm_gemm_halves_pay_(halves, whole);
 }
 
+/* Whether the row path (fm_gemm_body_rows) pays for this A, stored by columns: on the slivers
+ * at 1/4, 1/2 and 3/4 of m, the FMAs of its rows, each over its own non-zero k, against those of
+ * the blocked path's tiles (a sliver, or its two halves, over their non-zero k). Decided once per
+ * call from the data, the same for every thread. */
+static int FM_FN(fm_gemm_rows_pay)(const KERNEL *K, int64_t m, int64_t k, const T *a,
+                                   int64_t csa) {
+    int32_t kidx[FM_GEMM_KC_MAX], kidx_h[2][FM_GEMM_KC_MAX];
+    int32_t row_kidx[FM_GEMM_ROWS_BLOCK][FM_GEMM_ROWS_MAX_K];
+    int64_t nk_h[2], nk_r[FM_GEMM_ROWS_BLOCK], tile = 0, row = 0;
+    const int mr = (int)FM_MIN((int64_t)K->mr, m), half = (mr + 1) / 2;
+    for (int q = 1; q <= 3; q++) {
+        const T *as = a + FM_MIN(m * q / 4 / mr * mr, m - mr);
+        const int64_t nk = FM_FN(fm_gemm_scan)(K, mr, k, as, 1, csa, kidx);
+        int64_t fmas = nk * mr;
+        if (nk < k && mr >= FM_GEMM_SPLIT_MIN_MR) {
+            FM_FN(fm_gemm_scan_halves)(K, mr, k, as, 1, csa, kidx_h, nk_h);
+            fmas = FM_MIN(fmas, nk_h[0] * half + nk_h[1] * (mr - half));
+        }
+        tile += fmas;
+        K->nonzero_rows(mr, k, as, csa, row_kidx, nk_r);
+        for (int i = 0; i < mr; i++) row += nk_r[i];
+    }
+    return fm_gemm_rows_pay_(row, tile);
+}
+
+/* Whether a product takes the row path: A by columns, B by rows and small (see
+ * FM_GEMM_ROWS_MAX_B), one k block, n a whole number of 1-row wide tiles (half or full width),
+ * and rows sparse enough (fm_gemm_rows_pay). */
+static int FM_FN(fm_gemm_rows_path)(const KERNEL *K, int64_t m, int64_t n, int64_t k, const T *a,
+                                    int64_t rsa, int64_t csa, int64_t csb) {
+    return K->nonzero_rows && K->ukr_idx && K->mr <= FM_GEMM_ROWS_BLOCK && rsa == 1 && csa != 1 &&
+           csb == 1 && m >= 1 && k >= 16 && k <= K->kc && k <= FM_GEMM_ROWS_MAX_K &&
+           n % (K->nr_small[1] / 2) == 0 &&
+           (size_t)k * (size_t)n * sizeof(T) <= FM_GEMM_ROWS_MAX_B &&
+           FM_FN(fm_gemm_rows_pay)(K, m, k, a, csa);
+}
+
+int FM_FN(fm_gemm_takes_rows)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,
+                              int64_t csa, int64_t csb) {
+    return FM_FN(fm_gemm_rows_path)(FM_FN(fm_gemm_kernel_select)(), m, n, k, a, rsa, csa, csb);
+}
+
 /* Static share [*lo, *hi) of n items for thread tid of nt. Which thread computes a tile never
  * changes the operations that compute it. */
 static void FM_FN(fm_gemm_share)(int64_t n, int tid, int nt, int64_t *lo, int64_t *hi) {
@@ -790,6 +847,34 @@ static void FM_FN(fm_gemm_body_panels)(const FM_FN(fm_gemm_ctx) * x, int tid, in
     }
 }
 
+/* Row path: A stored by columns (X^T of a weight gradient) whose rows have few non-zero k
+ * (MNIST pixels across a batch: 19% non-zero, where 7 pixels together are non-zero about twice
+ * as often). Each row of C is one wide tile over its own non-zero k, B read in place from L1 or L2:
+ * per element one FMA chain over those k in increasing order, as in the blocked path's
+ * zero-skipping tiles (one k block, checked by the caller). Threads take blocks of rows. */
+static void FM_FN(fm_gemm_body_rows)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
+    const KERNEL *K = x->K;
+    const int64_t m = x->m, n = x->n, W = K->nr_small[1];
+    /* C + alpha * 0 == C when beta == 1 and alpha < 0 (C + -0, the fused SGD update): a row
+     * with no non-zero k (a pixel blank across the batch) is left alone */
+    const int skip_empty = x->beta == 1 && x->alpha < 0;
+    int32_t kidx[FM_GEMM_ROWS_BLOCK][FM_GEMM_ROWS_MAX_K];
+    int64_t nk[FM_GEMM_ROWS_BLOCK], blk, lo, hi;
+    FM_FN(fm_gemm_share)((m + FM_GEMM_ROWS_BLOCK - 1) / FM_GEMM_ROWS_BLOCK, tid, nt, &lo, &hi);
+    for (blk = lo; blk < hi; blk++) {
+        const int64_t i0 = blk * FM_GEMM_ROWS_BLOCK;
+        const int rows = (int)FM_MIN((int64_t)FM_GEMM_ROWS_BLOCK, m - i0);
+        K->nonzero_rows(rows, x->k, x->a + i0, x->csa, kidx, nk);
+        for (int i = 0; i < rows; i++) {
+            T *cr = x->c + (i0 + i) * x->rsc;
+            if (nk[i] == 0 && skip_empty) continue;
+            for (int64_t j0 = 0; j0 < n; j0 += W)
+                K->ukr_idx(1, (int)FM_MIN(W, n - j0), nk[i], kidx[i], x->a + i0 + i, 1, x->csa,
+                           x->b + j0, x->rsb, cr + j0 * x->csc, x->rsc, x->csc, x->alpha, x->beta);
+        }
+    }
+}
+
 /* Dot-product path: A rows and B columns contiguous along k, few rows of C. No packing and no
  * k blocking: each element is one lane-wise FMA chain over the whole k and one horizontal sum. */
 static void FM_FN(fm_gemm_body_dot)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
@@ -834,6 +919,8 @@ static void FM_FN(fm_gemm_body_of)(const FM_FN(fm_gemm_ctx) * x, int path, int t
         FM_FN(fm_gemm_body_dot)(x, tid, nt);
     else if (path == FM_GEMM_PANELS)
         FM_FN(fm_gemm_body_panels)(x, tid, nt);
+    else if (path == FM_GEMM_ROWS)
+        FM_FN(fm_gemm_body_rows)(x, tid, nt);
     else
         FM_FN(fm_gemm_body)(x, tid, nt);
 }
@@ -914,6 +1001,16 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
         FM_FN(fm_gemm_run)(&x, fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads),
                            FM_GEMM_DOT);
         free(mem);
+        return FM_OK;
+    }
+    if (!dot && !epilogue && FM_FN(fm_gemm_rows_path)(K, m, n, k, a, rsa, csa, csb)) {
+        x.K = K;
+        x.m = m, x.n = n, x.k = k;
+        x.a = a, x.b = b, x.c = c;
+        x.rsa = rsa, x.csa = csa, x.rsb = rsb, x.csb = csb, x.rsc = rsc, x.csc = csc;
+        x.alpha = alpha, x.beta = beta;
+        FM_FN(fm_gemm_run)(&x, fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads),
+                           FM_GEMM_ROWS);
         return FM_OK;
     }
     /* C^T = B^T A^T when that turns a column-major A into a row-contiguous B operand and saves

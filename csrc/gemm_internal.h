@@ -39,6 +39,10 @@
 #define FM_GEMM_NR_WIDE_MAX 128
 /* Largest k block any kernel uses (sizes the zero-skipping index list on the stack). */
 #define FM_GEMM_KC_MAX 512
+/* Rows of A that the row path's zero scan takes at once, and its largest k (its lists are on
+ * the stack; B at most 64 KiB with n >= 128 floats or 64 doubles needs no more) */
+#define FM_GEMM_ROWS_BLOCK 16
+#define FM_GEMM_ROWS_MAX_K 128
 /* The zero scan gives a sliver up when none of its first this many k is a zero column. */
 #define FM_GEMM_ZSCAN_PROBE 32
 
@@ -97,13 +101,21 @@
         /* optional: the narrow path's B^T (n <= 16) from B by rows (csb == 1):              \
          * bt[j * ldt + p] = b[p * rsb + j], ldt a multiple of 16 >= k */                        \
         void (*transpose_b)(int64_t n, int64_t k, const T *b, int64_t rsb, T *bt, int64_t ldt);   \
+        /* optional: the row path's zero scan (gemm.c) of rows [0, mr) of A stored by columns    \
+         * (rsa == 1), mr <= FM_GEMM_ROWS_BLOCK: kidx[i][0 .. nk[i]) = the k < kc, increasing,  \
+         * where A[i, k] is not zero */                                                           \
+        void (*nonzero_rows)(int mr, int64_t kc, const T *a, int64_t csa,                          \
+                             int32_t (*kidx)[FM_GEMM_ROWS_MAX_K], int64_t *nk);                        \
     } fm_gemm_kernel_##S;                                                                          \
     extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
     extern const fm_gemm_kernel_##S fm_gemm_avx2_##S;   /* only if FM_GEMM_X86 */                  \
     extern const fm_gemm_kernel_##S fm_gemm_avx512_##S; /* only if FM_GEMM_X86 */                  \
     extern const fm_gemm_kernel_##S fm_gemm_avx512_zen4_##S; /* the same on AMD CPUs */          \
     /* The kernel fm_gemm_*_S uses now (honours fm_gemm_force_kernel). */                         \
-    const fm_gemm_kernel_##S *fm_gemm_kernel_select_##S(void);
+    const fm_gemm_kernel_##S *fm_gemm_kernel_select_##S(void);                                     \
+    /* Testing hook: 1 if fm_gemm_*_S (no epilogue) takes the row path for these operands. */     \
+    int fm_gemm_takes_rows_##S(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,          \
+                               int64_t csa, int64_t csb);
 
 FM_GEMM_DECLARE_KERNEL(float, f32)
 FM_GEMM_DECLARE_KERNEL(double, f64)

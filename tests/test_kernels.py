@@ -437,6 +437,69 @@ def test_gemm_zero_skipping_split_slivers(gemm_kernel, dtype):
                     "split slivers", 2.0)
 
 
+def takes_rows(a, b):
+    """Whether fastmlp's GEMM takes the row path for C := A B (the driver's testing hook)."""
+    (m, k), n = a.shape, b.shape[1]
+    fn = getattr(LIB, "fm_gemm_takes_rows_" + ("f32" if a.dtype == np.float32 else "f64"))
+    fn.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_void_p] + [ctypes.c_int64] * 3
+    size = a.itemsize
+    return bool(fn(m, n, k, a.ctypes.data, a.strides[0] // size, a.strides[1] // size,
+                   b.strides[1] // b.itemsize))
+
+
+def pixel_major(rng, batch, pixels, dtype, density=0.2):
+    """X^T of a sparse batch, as a weight gradient reads it (column-major A): every element
+    non-zero with the given chance, so that single rows are much sparser than slivers, and a
+    fifth of the pixels blank across the batch (an image's border)."""
+    x = rng.integers(1, 5, (batch, pixels)).astype(dtype) * (rng.random((batch, pixels)) < density)
+    x[:, rng.random(pixels) < 0.2] = 0
+    return x.T
+
+
+@pytest.mark.skipif(LIB is None, reason="needs the extension's C symbols")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_row_path(gemm_kernel, dtype):
+    """X^T dZ with sparse pixel rows and a small dZ runs as one wide tile per row over that row's
+    own non-zero k (AVX-512 kernels). Exact with integer data; with real data the same bits as
+    the blocked path's zero-skipping tiles (A by rows) and for any thread count; the fused SGD
+    form (alpha < 0, beta = 1) leaves the rows of blank pixels untouched, NaN and -0 included."""
+    rng = np.random.default_rng(53)
+    shapes = [(784, 256, 32), (98, 128, 17), (33, 512, 16), (785, 256, 16)]
+    if dtype == np.float32:
+        shapes.append((784, 256, 64))
+    for m, n, k in shapes:
+        a = pixel_major(rng, k, m, dtype)
+        b = rng.integers(-8, 9, (k, n)).astype(dtype)
+        assert takes_rows(a, b) == (gemm_kernel == "avx512"), (m, n, k)
+        assert_exact_gemm(rng, a, b, 1 + m % 2, (m, n, k))
+        # real values: one FMA chain per element over the non-zero k, as the blocked path has
+        a2 = a * rng.uniform(0.1, 1.0, a.shape).astype(dtype)
+        b2 = rand(rng, (k, n), dtype)
+        c0 = rand(rng, (m, n), dtype)
+        blank = ~a2.any(1)
+        assert blank.any()
+        c0[np.flatnonzero(blank)[0], :3] = (np.nan, -0.0, 0.0)
+        outs = []
+        for nt in (1, 2, 3):
+            c = c0.copy()
+            _core.gemm(a2, b2, c, -0.01, 1.0, nt)
+            outs.append(c)
+        assert all(np.array_equal(o.view(np.uint8), outs[0].view(np.uint8)) for o in outs)
+        assert np.array_equal(outs[0][blank].view(np.uint8), c0[blank].view(np.uint8))
+        by_rows = np.ascontiguousarray(a2)
+        assert not takes_rows(by_rows, b2)
+        c = c0.copy()
+        _core.gemm(by_rows, b2, c, -0.01, 1.0, 1)
+        assert np.array_equal(c[~blank], outs[0][~blank]), (m, n, k)
+        assert_near(outs[0][~blank], ref.gemm(a2, b2, c0, -0.01, 1.0)[~blank],
+                    ref.gemm_error_scale(a2, b2, c0, -0.01, 1.0)[~blank], dtype, "row path", 2.0)
+    # dense rows, or a dZ too large to stay in cache, keep the blocked path
+    dense = rng.integers(1, 5, (32, 200)).astype(dtype).T
+    assert not takes_rows(dense, rng.random((32, 256)).astype(dtype))
+    big = pixel_major(rng, 512, 784, dtype)
+    assert not takes_rows(big, rng.random((512, 256)).astype(dtype))
+
+
 def test_gemm_errors():
     a = np.ones((3, 4))
     with pytest.raises(ValueError):
