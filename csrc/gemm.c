@@ -140,10 +140,13 @@ static int fm_gemm_halves_pay_(int64_t halves_nk, int64_t nk) { return 5 * halve
  * near the core (MNIST dW1 on a Zen 4 core, X warm as in training, against the blocked path:
  * 784 x 256 x 32 float 1.35x, x 64 (B 64 KiB) 1.16x, x 128 1.03x, x 256 0.9x) */
 #define FM_GEMM_ROWS_MAX_B (64 * 1024)
-/* ... and when its FMAs cost at most 1.5 times those of the blocked path's zero-skipping tiles
- * (a row tile loads a B vector per FMA, a 14-row tile one per 14; measured 1.3x at batch 32) */
-static int fm_gemm_rows_pay_(int64_t row_fmas, int64_t tile_fmas) {
-    return 3 * row_fmas < 2 * tile_fmas;
+/* ... and when it beats the blocked path by the FMAs each does, weighted by what one costs there
+ * (fitted on a Zen 4 core to MNIST pixels and to hidden activations of 35-80% density, batch
+ * 16-64): taking a row path FMA as 1, a 14-row tile's costs 0.49 with B in L1 (<= 32 KiB) and
+ * 0.38 with B in L2, a 7-row half sliver's 1.45 times that. tile20: the blocked path's FMAs times
+ * 20 (dense slivers) or 29 (halves). */
+static int fm_gemm_rows_pay_(int64_t row_fmas, int64_t tile20, size_t b_bytes) {
+    return tile20 * (b_bytes <= 32 * 1024 ? 49 : 38) > 2000 * row_fmas;
 }
 
 /* panel path (kernels that have one): at least this many columns */
@@ -586,7 +589,7 @@ static int FM_FN(fm_gemm_split_pays)(const KERNEL *K, int64_t m, int64_t kc, con
  * at 1/4, 1/2 and 3/4 of m, the FMAs of its rows, each over its own non-zero k, against those of
  * the blocked path's tiles (a sliver, or its two halves, over their non-zero k). Decided once per
  * call from the data, the same for every thread. */
-static int FM_FN(fm_gemm_rows_pay)(const KERNEL *K, int64_t m, int64_t k, const T *a,
+static int FM_FN(fm_gemm_rows_pay)(const KERNEL *K, int64_t m, int64_t n, int64_t k, const T *a,
                                    int64_t csa) {
     int32_t kidx[FM_GEMM_KC_MAX], kidx_h[2][FM_GEMM_KC_MAX];
     int32_t row_kidx[FM_GEMM_ROWS_BLOCK][FM_GEMM_ROWS_MAX_K];
@@ -595,16 +598,15 @@ static int FM_FN(fm_gemm_rows_pay)(const KERNEL *K, int64_t m, int64_t k, const 
     for (int q = 1; q <= 3; q++) {
         const T *as = a + FM_MIN(m * q / 4 / mr * mr, m - mr);
         const int64_t nk = FM_FN(fm_gemm_scan)(K, mr, k, as, 1, csa, kidx);
-        int64_t fmas = nk * mr;
-        if (nk < k && mr >= FM_GEMM_SPLIT_MIN_MR) {
-            FM_FN(fm_gemm_scan_halves)(K, mr, k, as, 1, csa, kidx_h, nk_h);
-            fmas = FM_MIN(fmas, nk_h[0] * half + nk_h[1] * (mr - half));
-        }
-        tile += fmas;
+        int64_t cost = 20 * nk * mr;
+        if (nk < k && mr >= FM_GEMM_SPLIT_MIN_MR &&
+            fm_gemm_halves_pay_(FM_FN(fm_gemm_scan_halves)(K, mr, k, as, 1, csa, kidx_h, nk_h), nk))
+            cost = 29 * (nk_h[0] * half + nk_h[1] * (mr - half));
+        tile += cost;
         K->nonzero_rows(mr, k, as, csa, row_kidx, nk_r);
         for (int i = 0; i < mr; i++) row += nk_r[i];
     }
-    return fm_gemm_rows_pay_(row, tile);
+    return fm_gemm_rows_pay_(row, tile, (size_t)k * (size_t)n * sizeof(T));
 }
 
 /* Whether a product takes the row path: A by columns, B by rows and small (see
@@ -616,7 +618,7 @@ static int FM_FN(fm_gemm_rows_path)(const KERNEL *K, int64_t m, int64_t n, int64
            csb == 1 && m >= 1 && k >= 16 && k <= K->kc && k <= FM_GEMM_ROWS_MAX_K &&
            n % (K->nr_small[1] / 2) == 0 &&
            (size_t)k * (size_t)n * sizeof(T) <= FM_GEMM_ROWS_MAX_B &&
-           FM_FN(fm_gemm_rows_pay)(K, m, k, a, csa);
+           FM_FN(fm_gemm_rows_pay)(K, m, n, k, a, csa);
 }
 
 int FM_FN(fm_gemm_takes_rows)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,
