@@ -142,11 +142,12 @@ static int fm_gemm_halves_pay_(int64_t halves_nk, int64_t nk) { return 5 * halve
 #define FM_GEMM_ROWS_MAX_B (64 * 1024)
 /* ... and when it beats the blocked path by the FMAs each does, weighted by what one costs there
  * (fitted on a Zen 4 core to MNIST pixels and to hidden activations of 35-80% density, batch
- * 16-64): taking a row path FMA as 1, a 14-row tile's costs 0.49 with B in L1 (<= 32 KiB) and
- * 0.38 with B in L2, a 7-row half sliver's 1.45 times that. tile20: the blocked path's FMAs times
- * 20 (dense slivers) or 29 (halves). */
-static int fm_gemm_rows_pay_(int64_t row_fmas, int64_t tile20, size_t b_bytes) {
-    return tile20 * (b_bytes <= 32 * 1024 ? 49 : 38) > 2000 * row_fmas;
+ * 16-64): with a row path FMA as 100, a register tile's costs cost100 (kernel.rows_cost: AVX-512
+ * 14-row tiles 49 with B in L1, 38 in L2; AVX2 6-row tiles 60), a half sliver's (AVX-512,
+ * 7 rows) 1.45 times that. tile20: the blocked path's FMAs times 20 (whole slivers) or 29
+ * (halves). */
+static int fm_gemm_rows_pay_(int64_t row_fmas, int64_t tile20, int cost100) {
+    return tile20 * cost100 > 2000 * row_fmas;
 }
 
 /* panel path (kernels that have one): at least this many columns */
@@ -256,7 +257,8 @@ const KERNEL FM_FN(fm_gemm_ref) = {"reference",
                                    0,
                                    0,
                                    NULL,
-                                   NULL};
+                                   NULL,
+                                   {0, 0}};
 
 const KERNEL *FM_FN(fm_gemm_kernel_select)(void);
 const KERNEL *FM_FN(fm_gemm_kernel_select)(void) {
@@ -606,7 +608,8 @@ static int FM_FN(fm_gemm_rows_pay)(const KERNEL *K, int64_t m, int64_t n, int64_
         K->nonzero_rows(mr, k, as, csa, row_kidx, nk_r);
         for (int i = 0; i < mr; i++) row += nk_r[i];
     }
-    return fm_gemm_rows_pay_(row, tile, (size_t)k * (size_t)n * sizeof(T));
+    return fm_gemm_rows_pay_(row, tile,
+                             K->rows_cost[(size_t)k * (size_t)n * sizeof(T) > 32 * 1024]);
 }
 
 /* Whether a product takes the row path: A by columns, B by rows and small (see

@@ -529,6 +529,34 @@ FM_AVX2_INLINE void FN(fm_avx2_tr)(const VT *r, VT *o) {
 #endif
 }
 
+/* The row path's zero scan (gemm.c): up to 16 rows of A stored by columns (rsa == 1). A block of
+ * VL rows x VL k is transposed in registers, so that each row's non-zero k of the block come
+ * out of one compare and one movemask. */
+static FM_AVX2 void FN(fm_avx2_nonzero_rows)(int mr, int64_t kc, const T *a, int64_t csa,
+                                             int32_t (*kidx)[FM_GEMM_ROWS_MAX_K], int64_t *nk) {
+    for (int r0 = 0; r0 < mr; r0 += VL) {
+        const int rows = mr - r0 < VL ? mr - r0 : VL;
+        const __m256i mrow = V_MASK(rows);
+        int64_t count[VL] = {0};
+        for (int64_t p0 = 0; p0 < kc; p0 += VL) {
+            const int ks = (int)(kc - p0 < VL ? kc - p0 : VL);
+            VT r[VL], o[VL];
+#pragma GCC unroll 8
+            for (int q = 0; q < VL; q++)
+                r[q] = q < ks ? V_LOADM(a + r0 + (p0 + q) * csa, mrow) : V_ZERO();
+            FN(fm_avx2_tr)(r, o); /* o[i] lane q = A[r0 + i, p0 + q] */
+            for (int i = 0; i < rows; i++) {
+                unsigned nz = V_NZBITS(o[i]);
+                while (nz) {
+                    kidx[r0 + i][count[i]++] = (int32_t)(p0 + __builtin_ctz(nz));
+                    nz &= nz - 1;
+                }
+            }
+        }
+        for (int i = 0; i < rows; i++) nk[r0 + i] = count[i];
+    }
+}
+
 /* B micro-panel from column-contiguous B (W^T of a backward pass): VL x VL blocks read along k
  * (the k tail masked, columns past nr as zeros) and transposed in registers. */
 static FM_AVX2 void FN(fm_avx2_packbt)(int nr, int64_t kc, const T *b, int64_t csb, T *bp) {
@@ -604,7 +632,8 @@ const FN(fm_gemm_kernel) FN(fm_gemm_avx2) = {
     "avx2", 6, 2 * VL, {0, 8 * VL, 4 * VL, 4 * VL}, 256, 512, 16 * VL, FN(fm_avx2_ukr),
     2, {0, 48, 4}, FN(fm_avx2_dot), FN(fm_avx2_packbt), FN(fm_avx2_ukr_idx),
     FN(fm_avx2_nonzero_k), VL == 8 ? 144 : 72, 32, FN(fm_avx2_packb), FN(fm_avx2_packa),
-    FN(fm_avx2_packa_block), FN(fm_avx2_ukr_idx_seq), FN(fm_avx2_compact), 0, 0, NULL, NULL};
+    FN(fm_avx2_packa_block), FN(fm_avx2_ukr_idx_seq), FN(fm_avx2_compact), 0, 0, NULL,
+    FN(fm_avx2_nonzero_rows), {60, 60}};
 
 #undef FN_
 #undef FN2

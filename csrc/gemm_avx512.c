@@ -827,7 +827,7 @@ static FM_AVX512 void FN(fm_avx512_nonzero_rows)(int mr, int64_t kc, const T *a,
      FM_AVX512_NC, 16 * VL, FN(fm_avx512_ukr), 4, {0, 48, 4, 4, 6}, FN(fm_avx512_dot),            \
      FN(fm_avx512_packbt), FN(fm_avx512_ukr_idx), FN(fm_avx512_nonzero_k), 0, 0, NULL,             \
      FN(fm_avx512_packa), NULL, NULL, NULL, narrow_min_m, pack_row_a, FN(fm_avx512_transpose_b),  \
-     FN(fm_avx512_nonzero_rows)}
+     FN(fm_avx512_nonzero_rows), {49, 38}}
 const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = FM_AVX512_KERNEL(0, 0);
 /* Zen 4 runs a 512-bit FMA as two 256-bit halves, so the idle lanes of a 10-column tile cost
  * their full share: the narrow path wins from 32 rows (32 x 10 x 256 double: 0.79x -> 0.94x

@@ -105,7 +105,10 @@
          * (rsa == 1), mr <= FM_GEMM_ROWS_BLOCK: kidx[i][0 .. nk[i]) = the k < kc, increasing,  \
          * where A[i, k] is not zero */                                                           \
         void (*nonzero_rows)(int mr, int64_t kc, const T *a, int64_t csa,                          \
-                             int32_t (*kidx)[FM_GEMM_ROWS_MAX_K], int64_t *nk);                        \
+                             int32_t (*kidx)[FM_GEMM_ROWS_MAX_K], int64_t *nk);                    \
+        /* what an FMA of a register tile costs, in hundredths of one of the row path's 1-row    \
+         * tiles, with B in L1 (<= 32 KiB) and in L2 (measured; see fm_gemm_rows_pay_) */          \
+        int rows_cost[2];                                                                          \
     } fm_gemm_kernel_##S;                                                                          \
     extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
     extern const fm_gemm_kernel_##S fm_gemm_avx2_##S;   /* only if FM_GEMM_X86 */                  \
