@@ -7,6 +7,7 @@ plus 1024^3; float32 and float64.
     python bench/bench_gemm.py                  # writes bench/results/gemm.json
     python bench/bench_gemm.py --quick          # fewer rounds
     python bench/bench_gemm.py --lib PATH.so    # a standalone build of csrc/ through ctypes
+    python bench/bench_gemm.py --mnist          # the first layer's products on MNIST pixels
 
 Timing: warm-up, then rounds alternating fastmlp and NumPy (each round a batch of calls lasting
 about 10 ms); the median per-call time over rounds is reported, with GFLOP/s = 2mnk / time, and
@@ -192,10 +193,17 @@ def main():
     ap.add_argument("--kernel", default=None,
                     help="force fastmlp's micro-kernels: reference, avx2 or avx512 (default: the "
                          "run-time choice)")
+    ap.add_argument("--mnist", action="store_true",
+                    help="only the first layer's products (fwd1 X W, dW1 X^T dZ), with X shuffled "
+                         "MNIST rows (81%% zeros, which fastmlp skips and OpenBLAS multiplies) "
+                         "from FASTMLP_DATA or ../shared/data instead of Gaussian noise; writes "
+                         "results/gemm_mnist.json")
     ap.add_argument("--keep-openblas-env", action="store_true",
                     help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
     args = ap.parse_args()
     rounds = args.rounds or (5 if args.quick else 15)
+    if args.mnist and args.out == ap.get_default("out"):
+        args.out = os.path.join(HERE, "results", "gemm_mnist.json")
 
     backend = CtypesGemm(args.lib) if args.lib else CoreGemm()
     if args.kernel:
@@ -210,6 +218,12 @@ def main():
           f"f64 {backend.kernel_name(np.float64)}; median of {rounds} rounds")
 
     rng = np.random.default_rng(0)
+    mnist = None
+    if args.mnist:
+        from _common import DEFAULT_DATA
+        from _worker import load_mnist
+        mnist = load_mnist(str(DEFAULT_DATA))[0]
+        mnist = mnist[rng.permutation(len(mnist))[:1024]]
     results = []
     header = (f"{'dtype':7} {'shape':7} {'m':>5} {'n':>5} {'k':>5} {'fastmlp':>9} {'numpy':>9} "
               f"{'ratio':>6} {'best':>6}")
@@ -218,9 +232,12 @@ def main():
         print(header + "   (GFLOP/s of medians; ratio = fastmlp / numpy speed, of medians and"
               " of best rounds)")
         for name, m, n, k, ta, tb in shapes():
-            if args.only and args.only not in name:
+            if (args.only and args.only not in name) or (mnist is not None and
+                                                         name not in ("fwd1", "dW1")):
                 continue
             a, b = operands(m, n, k, ta, tb, dtype, rng)
+            if mnist is not None:  # X (batch x 784) by rows, or X^T as a transposed view
+                a = mnist[:k].astype(dtype).T if ta else mnist[:m].astype(dtype)
             c_fm = np.empty((m, n), dtype)
             c_np = np.empty((m, n), dtype)
             f_fm = backend.make(a, b, c_fm)
@@ -257,6 +274,7 @@ def main():
 
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     meta = dict(cpu=cpu_model(), logical_cpus=os.cpu_count(), python=platform.python_version(),
+                a_operand="shuffled MNIST rows (first layer)" if args.mnist else "Gaussian",
                 numpy=np.__version__, blas=blas, removed_env=sorted(_REMOVED), threads=1,
                 rounds=rounds, statistic="median (and best) seconds per call over rounds",
                 backend="ctypes:" + args.lib if args.lib else "fastmlp._core",
