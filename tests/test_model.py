@@ -317,6 +317,35 @@ def test_use_before_build_or_compile():
     assert lazy.input_dim == 7 and lazy.n_params == 7 * 5 + 5 + 5 * 3 + 3
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_engine_equals_layer_path_on_sparse_pixels(dtype):
+    """Inputs as sparse as MNIST pixels at batch 32 send the first layer's weight gradient down
+    the GEMM's row path (with plain SGD the engine fuses the update into it and skips blank
+    pixels); the two paths still give the same bits."""
+    import ctypes
+    rng = np.random.default_rng(7)
+    X = (rng.random((160, 300)) < 0.2) * rng.random((160, 300))
+    X[:, rng.random(300) < 0.3] = 0.0  # pixels blank in every image
+    X = X.astype(dtype)
+    y = rng.integers(0, 10, 160)
+    lib = ctypes.CDLL(_core.__file__)
+    takes = getattr(lib, "fm_gemm_takes_rows_" + ("f32" if dtype == "float32" else "f64"))
+    takes.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_void_p] + [ctypes.c_int64] * 3
+    xb = np.ascontiguousarray(X[:32])
+    if _core.gemm_kernel_name(dtype) in ("avx512", "avx2"):
+        assert takes(300, 128, 32, xb.ctypes.data, 1, 300, 1)  # X^T dZ, dZ 32 x 128
+    weights = []
+    for use_engine in (True, False):
+        model = fm.Sequential([fm.Dense(128, "relu"), fm.Dense(10)], input_dim=300, dtype=dtype,
+                              seed=3)
+        model.compile("softmax_cross_entropy", fm.SGD(lr=0.05))
+        model._use_engine = use_engine
+        model.fit(X, y, epochs=2, batch_size=32)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights):
+        assert np.array_equal(a, b)
+
+
 ENGINE_NETS = {
     "dense-relu-softmax-fused": (lambda: [fm.Dense(9, "relu", l2=0.01), fm.Dense(3, "softmax")],
                                  "softmax_cross_entropy"),
