@@ -854,8 +854,8 @@ static void FM_FN(fm_gemm_body_panels)(const FM_FN(fm_gemm_ctx) * x, int tid, in
 
 /* Row path: A stored by columns (X^T of a weight gradient) whose rows have few non-zero k
  * (MNIST pixels across a batch: 19% non-zero, where 7 pixels together are non-zero about twice
- * as often). Each row of C is one wide tile over its own non-zero k, B read in place from L1 or L2:
- * per element one FMA chain over those k in increasing order, as in the blocked path's
+ * as often). Each row of C is one wide tile over its own non-zero k, B read in place from L1 or
+ * L2: per element one FMA chain over those k in increasing order, as in the blocked path's
  * zero-skipping tiles (one k block, checked by the caller). Threads take blocks of rows. */
 static void FM_FN(fm_gemm_body_rows)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
     const KERNEL *K = x->K;

@@ -485,6 +485,9 @@ def test_gemm_row_path(gemm_kernel, dtype):
             c = c0.copy()
             _core.gemm(a2, b2, c, -0.01, 1.0, nt)
             outs.append(c)
+        c = np.asfortranarray(c0)  # C stored by columns: the tiles' transposed store
+        _core.gemm(a2, b2, c, -0.01, 1.0, 1)
+        outs.append(np.ascontiguousarray(c))
         assert all(np.array_equal(o.view(np.uint8), outs[0].view(np.uint8)) for o in outs)
         assert np.array_equal(outs[0][blank].view(np.uint8), c0[blank].view(np.uint8))
         by_rows = np.ascontiguousarray(a2)
