@@ -22,8 +22,8 @@ Every peer runs in its own process with OMP_NUM_THREADS / OPENBLAS_NUM_THREADS /
 MKL_NUM_THREADS / FASTMLP_NUM_THREADS pinned (and torch.set_num_threads, fastmlp's n_threads);
 the peers take turns epoch by epoch so that noise from other processes hits them alike; all
 numbers are medians. Writes bench/results/latest.json (or --out), then runs bench/report.py with
-the peers' Python to write bench/results/performance.md (the README's performance section) and
-bench/results/training_throughput.png.
+the peers' Python to write performance.md (the README's performance section) and
+training_throughput.png beside it.
 """
 import json
 import subprocess
@@ -114,7 +114,8 @@ def main():
     if not args.no_report:
         py = pythons.get("torch") or pythons.get("sklearn") or pythons.get("numpy") or sys.executable
         subprocess.run([py, str(BENCH / "report.py"), str(out), "--out",
-                        str(RESULTS / "performance.md")], stdout=subprocess.DEVNULL,
+                        str(out.parent / "performance.md"), "--plot",
+                        str(out.parent / "training_throughput.png")], stdout=subprocess.DEVNULL,
                        env=child_env(1))
     log(f"done in {time.perf_counter() - t0:.0f} s")
 
