@@ -135,6 +135,10 @@ enum { FM_GEMM_BLOCKED, FM_GEMM_DOT, FM_GEMM_PANELS, FM_GEMM_ROWS };
 /* ... when two half-height tiles over the halves' own non-zero k do a fifth fewer FMAs than
  * both halves over the whole sliver's nk */
 static int fm_gemm_halves_pay_(int64_t halves_nk, int64_t nk) { return 5 * halves_nk < 8 * nk; }
+/* The first row of the sliver a probe of A looks at, q quarters into its m rows (q = 1, 2, 3). */
+static int64_t fm_gemm_probe_row_(int64_t m, int mr, int q) {
+    return FM_MIN(m * q / 4 / mr * mr, m - mr);
+}
 
 /* row path: B (k x n, read in place for every row) at most this many bytes, so that it stays
  * near the core (MNIST dW1 on a Zen 4 core, X warm as in training, against the blocked path:
@@ -578,7 +582,7 @@ static int FM_FN(fm_gemm_split_pays)(const KERNEL *K, int64_t m, int64_t kc, con
     int q;
     if (mr < FM_GEMM_SPLIT_MIN_MR || m < mr) return 0;
     for (q = 1; q <= 3; q++) {
-        const T *as = a + FM_MIN(m * q / 4 / mr * mr, m - mr) * rsa;
+        const T *as = a + fm_gemm_probe_row_(m, mr, q) * rsa;
         const int64_t nk = FM_FN(fm_gemm_scan)(K, mr, kc, as, rsa, csa, kidx);
         if (nk == kc) continue;
         whole += nk;
@@ -598,7 +602,7 @@ static int FM_FN(fm_gemm_rows_pay)(const KERNEL *K, int64_t m, int64_t n, int64_
     int64_t nk_h[2], nk_r[FM_GEMM_ROWS_BLOCK], tile = 0, row = 0;
     const int mr = (int)FM_MIN((int64_t)K->mr, m), half = (mr + 1) / 2;
     for (int q = 1; q <= 3; q++) {
-        const T *as = a + FM_MIN(m * q / 4 / mr * mr, m - mr);
+        const T *as = a + fm_gemm_probe_row_(m, mr, q); /* rsa == 1 */
         const int64_t nk = FM_FN(fm_gemm_scan)(K, mr, k, as, 1, csa, kidx);
         int64_t cost = 20 * nk * mr;
         if (nk < k && mr >= FM_GEMM_SPLIT_MIN_MR &&
@@ -1008,16 +1012,6 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
         free(mem);
         return FM_OK;
     }
-    if (!dot && !epilogue && FM_FN(fm_gemm_rows_path)(K, m, n, k, a, rsa, csa, csb)) {
-        x.K = K;
-        x.m = m, x.n = n, x.k = k;
-        x.a = a, x.b = b, x.c = c;
-        x.rsa = rsa, x.csa = csa, x.rsb = rsb, x.csb = csb, x.rsc = rsc, x.csc = csc;
-        x.alpha = alpha, x.beta = beta;
-        FM_FN(fm_gemm_run)(&x, fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads),
-                           FM_GEMM_ROWS);
-        return FM_OK;
-    }
     /* C^T = B^T A^T when that turns a column-major A into a row-contiguous B operand and saves
      * packing B or a narrow (n < nr) tile; never with an epilogue (it works on rows of C), nor
      * for a short k (tiles of C^T are stored by columns, which costs more than k = 1..15 FMAs). */
@@ -1039,6 +1033,12 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     x.rsa = rsa, x.csa = csa, x.rsb = rsb, x.csb = csb, x.rsc = rsc, x.csc = csc;
     x.alpha = alpha, x.beta = beta;
     x.epi = epilogue;
+    /* (never after a swap: that needs csb != 1 or n < nr, the row path neither) */
+    if (!dot && !epilogue && FM_FN(fm_gemm_rows_path)(K, m, n, k, a, rsa, csa, csb)) {
+        FM_FN(fm_gemm_run)(&x, fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads),
+                           FM_GEMM_ROWS);
+        return FM_OK;
+    }
     /* enough rows, columns and k that packing B costs little next to the product (256 x 256 x 10,
      * a dX of the output layer, runs faster blocked). Skipped zero columns of A leave gaps in
      * the B rows read, which the blocked path streams from L2 (MNIST 1024 x 256 x 784 gained

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference as ref
+from gemm_paths import takes_rows
 from fastmlp import _core
 from fastmlp.losses import get_loss
 
@@ -437,16 +438,6 @@ def test_gemm_zero_skipping_split_slivers(gemm_kernel, dtype):
                     "split slivers", 2.0)
 
 
-def takes_rows(a, b):
-    """Whether fastmlp's GEMM takes the row path for C := A B (the driver's testing hook)."""
-    (m, k), n = a.shape, b.shape[1]
-    fn = getattr(LIB, "fm_gemm_takes_rows_" + ("f32" if a.dtype == np.float32 else "f64"))
-    fn.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_void_p] + [ctypes.c_int64] * 3
-    size = a.itemsize
-    return bool(fn(m, n, k, a.ctypes.data, a.strides[0] // size, a.strides[1] // size,
-                   b.strides[1] // b.itemsize))
-
-
 def pixel_major(rng, batch, pixels, dtype, density=0.2):
     """X^T of a sparse batch, as a weight gradient reads it (column-major A): every element
     non-zero with the given chance, so that single rows are much sparser than slivers, and a
@@ -456,7 +447,6 @@ def pixel_major(rng, batch, pixels, dtype, density=0.2):
     return x.T
 
 
-@pytest.mark.skipif(LIB is None, reason="needs the extension's C symbols")
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_row_path(gemm_kernel, dtype):
     """X^T dZ with sparse pixel rows and a small dZ runs as one wide tile per row over that row's
