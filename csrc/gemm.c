@@ -712,8 +712,30 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                         FM_FN(fm_gemm_scan_halves)(K, mr, kc, as, rs, cs, kidx_h, nk_h), nk))
                     half = (mr + 1) / 2;
                 step = (!x->packb && mr <= 3) ? FM_MIN(K->nr_small[mr], JW) : NR;
+                /* the next task's sliver of A^T, when its stride crosses a page every k or
+                 * two (X^T of a first layer, in L3: the hardware prefetchers stop at page
+                 * boundaries), is fetched into L2 a slice of its k per tile while this sliver
+                 * computes. dW1 784 x 256 x 1024: float 3-11%, double 5-8% faster; training at
+                 * batch 256-1024 about 1.3%. At 1 KiB strides (dW2) it cost 2%. Prefetches never
+                 * fault, so a short last sliver needs no care. */
+                const T *pf = NULL;
+                int64_t pf_p = 0, pf_step = kc;
+                if (x->packa && x->rsa == 1 && task + 1 < hi && sizeof(T) * (size_t)x->csa >= 2048) {
+                    const int64_t ir1 = (task + 1) % n_ir;
+                    pf = x->a + ir1 * MR * x->rsa + pc * x->csa;
+                    pf_step = (kc * step + (je - ch * JW) - 1) / (je - ch * JW);
+                }
                 for (j0 = ch * JW; j0 < je; j0 += step) {
                     const int nr = (int)FM_MIN((int64_t)step, je - j0);
+                    if (pf) {
+                        const int64_t pe = FM_MIN(kc, pf_p + pf_step);
+                        for (; pf_p < pe; pf_p++) {
+                            const char *l = (const char *)(pf + pf_p * x->csa);
+                            for (size_t off = 0; off < sizeof(T) * (size_t)MR; off += 64)
+                                __builtin_prefetch(l + off, 0, 2);
+                            __builtin_prefetch(l + sizeof(T) * (size_t)MR - 1, 0, 2);
+                        }
+                    }
                     const T *bt = x->packb ? bblk + (j0 / NR) * NR * kc : bblk + j0;
                     T *ct = x->c + i0 * x->rsc + (jc + j0) * x->csc;
                     if (half) {
