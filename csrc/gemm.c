@@ -135,6 +135,9 @@ enum { FM_GEMM_BLOCKED, FM_GEMM_DOT, FM_GEMM_PANELS, FM_GEMM_ROWS };
 /* ... when two half-height tiles over the halves' own non-zero k do a fifth fewer FMAs than
  * both halves over the whole sliver's nk */
 static int fm_gemm_halves_pay_(int64_t halves_nk, int64_t nk) { return 5 * halves_nk < 8 * nk; }
+
+/* what the blocked path does with zero columns of A slivers (fm_gemm_zero_mode) */
+enum { FM_GEMM_ZERO_DENSE = 0, FM_GEMM_ZERO_SKIP = 1, FM_GEMM_ZERO_SPLIT = 2 };
 /* The first row of the sliver a probe of A looks at, q quarters into its m rows (q = 1, 2, 3). */
 static int64_t fm_gemm_probe_row_(int64_t m, int mr, int q) {
     return FM_MIN(m * q / 4 / mr * mr, m - mr);
@@ -554,7 +557,7 @@ typedef struct FM_FN(fm_gemm_ctx) {
     size_t a_elems;
     int packa, packb;
     int zskip; /* look for k where an A sliver is all zero and skip them */
-    int zsplit; /* and try each such sliver as two half-height tiles (fm_gemm_split_pays) */
+    int zsplit; /* and try each such sliver as two half-height tiles (fm_gemm_zero_mode) */
     char *pws; /* the panel path's workspace: p_bytes per thread */
     size_t p_bytes;
 } FM_FN(fm_gemm_ctx);
@@ -570,25 +573,30 @@ static int64_t FM_FN(fm_gemm_scan_halves)(const KERNEL *K, int mr, int64_t kc, c
     return nk_h[0] + nk_h[1];
 }
 
-/* Whether splitting slivers in two (fm_gemm_body) pays for this A, on the slivers at 1/4, 1/2
- * and 3/4 of m, first k block. Decided once per call from the data, the same for every thread;
- * where it does not pay (MNIST rows: 14 samples 52% non-zero, 7 samples 45%) the halves' scans
- * would cost 10%. */
-static int FM_FN(fm_gemm_split_pays)(const KERNEL *K, int64_t m, int64_t kc, const T *a,
-                                     int64_t rsa, int64_t csa) {
+/* How the blocked path treats zero columns of A slivers, from the slivers at 1/4, 1/2 and 3/4 of
+ * m, first k block: FM_GEMM_ZERO_DENSE when none of them would skip any k (dense inputs and
+ * hidden activations: their scans then cost 2-5% of a product and find nothing), else
+ * FM_GEMM_ZERO_SKIP, or FM_GEMM_ZERO_SPLIT when splitting slivers in two also pays. Decided once
+ * per call from the data, the same for every thread; where splitting does not pay (MNIST rows:
+ * 14 samples 52% non-zero, 7 samples 45%) the halves' scans would cost 10%. */
+static int FM_FN(fm_gemm_zero_mode)(const KERNEL *K, int64_t m, int64_t kc, const T *a,
+                                    int64_t rsa, int64_t csa) {
     int32_t kidx[FM_GEMM_KC_MAX], kidx_h[2][FM_GEMM_KC_MAX];
     int64_t whole = 0, halves = 0, nk_h[2];
     const int mr = K->mr;
-    int q;
-    if (mr < FM_GEMM_SPLIT_MIN_MR || m < mr) return 0;
+    int q, sparse = 0;
+    if (m < mr) return FM_GEMM_ZERO_SKIP;
     for (q = 1; q <= 3; q++) {
         const T *as = a + fm_gemm_probe_row_(m, mr, q) * rsa;
         const int64_t nk = FM_FN(fm_gemm_scan)(K, mr, kc, as, rsa, csa, kidx);
         if (nk == kc) continue;
+        sparse = 1;
+        if (mr < FM_GEMM_SPLIT_MIN_MR) continue;
         whole += nk;
         halves += FM_FN(fm_gemm_scan_halves)(K, mr, kc, as, rsa, csa, kidx_h, nk_h);
     }
-    return fm_gemm_halves_pay_(halves, whole);
+    if (!sparse) return FM_GEMM_ZERO_DENSE;
+    return fm_gemm_halves_pay_(halves, whole) ? FM_GEMM_ZERO_SPLIT : FM_GEMM_ZERO_SKIP;
 }
 
 /* Whether the row path (fm_gemm_body_rows) pays for this A, stored by columns: on the slivers
@@ -1080,7 +1088,13 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
                         n >= FM_GEMM_PACKB_MIN_M && k > K->kc));
     /* the zero scan costs about one load per k of a sliver; n >= 2 tiles amortize it */
     x.zskip = !dot && K->ukr_idx && k >= 16 && n >= 2 * K->nr;
-    x.zsplit = x.zskip && FM_FN(fm_gemm_split_pays)(K, m, fm_gemm_kblock_(k, K->kc), a, rsa, csa);
+    if (x.zskip) {
+        const int mode = FM_FN(fm_gemm_zero_mode)(K, m, fm_gemm_kblock_(k, K->kc), a, rsa, csa);
+        x.zskip = mode != FM_GEMM_ZERO_DENSE;
+        x.zsplit = mode == FM_GEMM_ZERO_SPLIT;
+    } else {
+        x.zsplit = 0;
+    }
     need = FM_FN(fm_gemm_plan_make)(&pl, K, m, n, k, x.packb || panels, n_threads);
     x.kcb = pl.kcb;
     x.ncb = pl.ncb;

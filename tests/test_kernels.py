@@ -410,6 +410,32 @@ def test_gemm_zero_skipping_keeps_nan_inf_and_threads(gemm_kernel, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_zero_skipping_decided_from_probed_slivers(gemm_kernel, dtype):
+    """Whether zero columns are skipped at all is decided once per product from the slivers at
+    1/4, 1/2 and 3/4 of m. A NaN in a row of B shows it: a skipped k never multiplies it (0 * NaN
+    would be NaN). Sparse A (zero columns in every sliver) skips them everywhere; dense A (a
+    zero column only in its first rows, which no probe reads) is multiplied in full."""
+    rng = np.random.default_rng(53)
+    m, n, k, top = 400, 64, 200, 84  # top: whole slivers of 4, 6 and 14 rows, all below the probes
+    for la in ("c", "f"):
+        sparse = sparse_ints(rng, m, k, dtype, zero_cols=0.5, zero_elems=0.0)
+        col = int(np.flatnonzero(~sparse.any(0))[0])
+        dense = rng.integers(1, 5, (m, k)).astype(dtype)
+        dense[:top, ~sparse.any(0)] = 0  # as sparse as the sparse A: skipped, if scanned
+        b = rng.integers(-8, 9, (k, n)).astype(dtype)
+        b[col] = np.nan
+        for vals, skipped in ((sparse, True), (dense, False)):
+            a, _, _ = make(rng, (m, k), dtype, la, values=vals)
+            c = np.zeros((m, n), dtype)
+            _core.gemm(a, b, c, 1.0, 0.0)
+            assert np.isfinite(c[:top]).all() == skipped, (la, skipped)
+            assert np.isnan(c[top:]).all() == (vals is dense), la
+            if skipped:
+                assert np.array_equal(c, (vals.astype(np.int64) @ np.nan_to_num(b).astype(np.int64)
+                                          ).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_zero_skipping_split_slivers(gemm_kernel, dtype):
     """Rows whose zero columns differ from block to block of a few rows (pixels of an image
     across a batch): slivers of 8+ rows are then run as two halves, each over its own non-zero
