@@ -610,6 +610,8 @@ static int FM_FN(fm_gemm_rows_pay)(const KERNEL *K, int64_t m, int64_t n, int64_
     int64_t nk_h[2], nk_r[FM_GEMM_ROWS_BLOCK], tile = 0, row = 0;
     const int mr = (int)FM_MIN((int64_t)K->mr, m), half = (mr + 1) / 2;
     for (int q = 1; q <= 3; q++) {
+        /* few rows (a swapped output-layer product: 10) probe one sliver several times */
+        if (q > 1 && fm_gemm_probe_row_(m, mr, q) == fm_gemm_probe_row_(m, mr, q - 1)) continue;
         const T *as = a + fm_gemm_probe_row_(m, mr, q); /* rsa == 1 */
         const int64_t nk = FM_FN(fm_gemm_scan)(K, mr, k, as, 1, csa, kidx);
         int64_t cost = 20 * nk * mr;
