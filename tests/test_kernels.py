@@ -270,6 +270,9 @@ def test_gemm_large_and_packed(gemm_kernel, dtype):
         run_gemm_case(rng, m, 100, 100, dtype, "c", "f", "c", 1.0, 0.5)
     for m in (127, 128, 200):
         run_gemm_case(rng, m, 10, 256, dtype, "c", "c", "cs", 1.0, 0.0)
+    # narrow B^T packing: k not a whole number of vectors, B rows contiguous or spaced
+    for m, lb in ((32, "c"), (64, "rs"), (200, "rs"), (200, "u")):
+        run_gemm_case(rng, m, 10, 203, dtype, "c", lb, "c", 1.0, 0.0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
