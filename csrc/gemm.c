@@ -262,7 +262,7 @@ const KERNEL FM_FN(fm_gemm_ref) = {"reference",
                                    NULL,
                                    NULL,
                                    0,
-                                   0,
+                                   NULL,
                                    NULL,
                                    NULL,
                                    {0, 0}};
@@ -296,6 +296,8 @@ static void FM_FN(fm_gemm_pack_a)(const KERNEL *K, int mr, int64_t kc, const T *
     int i;
     if (rsa == 1 && K->packa) {
         K->packa(mr, kc, a, csa, ap);
+    } else if (csa == 1 && K->packa_rows) {
+        K->packa_rows(mr, kc, a, rsa, ap);
     } else if (rsa == 1) {
         for (p = 0; p < kc; p++) {
             const T *ac = a + p * csa;
@@ -1096,7 +1098,7 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
      * +12-16%; the AVX2 kernel there lost 8-16%); below 512 columns the packing costs more
      * (1024 x 256 x 784: -12%) */
     x.packa = !dot && ((csa != 1 && (panels || rsa != 1 || (m >= 64 && n >= 64))) ||
-                       (csa == 1 && K->pack_row_a && !panels && m >= FM_GEMM_PACKB_MIN_M &&
+                       (csa == 1 && K->packa_rows && !panels && m >= FM_GEMM_PACKB_MIN_M &&
                         n >= FM_GEMM_PACKB_MIN_M && k > K->kc));
     /* the zero scan costs about one load per k of a sliver; n >= 2 tiles amortize it */
     x.zskip = !dot && K->ukr_idx && k >= 16 && n >= 2 * K->nr;

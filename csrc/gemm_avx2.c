@@ -632,7 +632,7 @@ const FN(fm_gemm_kernel) FN(fm_gemm_avx2) = {
     "avx2", 6, 2 * VL, {0, 8 * VL, 4 * VL, 4 * VL}, 256, 512, 16 * VL, FN(fm_avx2_ukr),
     2, {0, 48, 4}, FN(fm_avx2_dot), FN(fm_avx2_packbt), FN(fm_avx2_ukr_idx),
     FN(fm_avx2_nonzero_k), VL == 8 ? 144 : 72, 32, FN(fm_avx2_packb), FN(fm_avx2_packa),
-    FN(fm_avx2_packa_block), FN(fm_avx2_ukr_idx_seq), FN(fm_avx2_compact), 0, 0, NULL,
+    FN(fm_avx2_packa_block), FN(fm_avx2_ukr_idx_seq), FN(fm_avx2_compact), 0, NULL, NULL,
     FN(fm_avx2_nonzero_rows), {60, 60}};
 
 #undef FN_

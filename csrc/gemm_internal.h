@@ -97,7 +97,9 @@
         void (*compact)(int mr, int64_t nk, const int32_t *kidx, const T *a, int64_t rsa,          \
                         int64_t csa, T *ap);                                                       \
         int narrow_min_m; /* the narrow path from this m on (0: FM_GEMM_DOT_PACK_MIN_M) */       \
-        int pack_row_a;   /* pack row-major A in wide products of several k blocks (gemm.c) */  \
+        /* optional: pack an A sliver from A with contiguous rows (csa == 1), as packa does; \
+         * set, the driver packs row-major A in wide products of several k blocks (gemm.c)  */ \
+        void (*packa_rows)(int mr, int64_t kc, const T *a, int64_t rsa, T *ap);                    \
         /* optional: the narrow path's B^T (n <= 16) from B by rows (csb == 1):              \
          * bt[j * ldt + p] = b[p * rsb + j], ldt a multiple of 16 >= k */                        \
         void (*transpose_b)(int64_t n, int64_t k, const T *b, int64_t rsb, T *bt, int64_t ldt);   \
