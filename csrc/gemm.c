@@ -732,7 +732,8 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                  * fault, so a short last sliver needs no care. */
                 const T *pf = NULL;
                 int64_t pf_p = 0, pf_step = kc;
-                if (x->packa && x->rsa == 1 && task + 1 < hi && sizeof(T) * (size_t)x->csa >= 2048) {
+                if (x->packa && x->rsa == 1 && task + 1 < hi &&
+                    sizeof(T) * (size_t)x->csa >= 2048) {
                     const int64_t ir1 = (task + 1) % n_ir;
                     pf = x->a + ir1 * MR * x->rsa + pc * x->csa;
                     pf_step = (kc * step + (je - ch * JW) - 1) / (je - ch * JW);
