@@ -3,8 +3,9 @@
  * Blocked path (loops outer to inner):
  *   jc  columns of C in blocks of nc          B block kc x nc packed once (L2), or used in place
  *   pc  k in blocks of at most kc (balanced)   never split across threads
- *   task = (column chunk of jw, row sliver of mr), spread statically over threads:
- *        the A sliver (mr x kc, L1) is read in place, or packed when A has no unit stride
+ *   task = (column chunk of jw, or the whole B block when A is packed too; row sliver of mr),
+ *        spread statically over threads: the A sliver (mr x kc, L1) is read in place, or
+ *        packed when A has no unit stride (and, Zen 4, row-major A of wide products)
  *   jr  register tiles across the chunk         micro-kernel; after the last pc: epilogue
  * B is used in place when its rows are contiguous (csb == 1) and m < 512 (the MLP layer shapes:
  * no B pack at all); otherwise packed (transposed B through in-register transposes).
