@@ -158,6 +158,21 @@ static int fm_gemm_rows_pay_(int64_t row_fmas, int64_t tile20, int cost100) {
     return tile20 * cost100 > 2000 * row_fmas;
 }
 
+/* Prefetches every cache line of rows [0, rows) of a strided block (row r at p + r * stride
+ * bytes, `bytes` long): into L1 (to_l1) or into L2. */
+static inline void fm_gemm_prefetch_rows_(const void *p, int64_t stride, int64_t rows,
+                                          size_t bytes, int to_l1) {
+    for (int64_t r = 0; r < rows; r++) {
+        const char *first = (const char *)p + r * stride, *last = first + bytes - 1;
+        for (const char *l = first - (uintptr_t)first % 64; l <= last; l += 64) {
+            if (to_l1)
+                __builtin_prefetch(l);
+            else
+                __builtin_prefetch(l, 0, 2);
+        }
+    }
+}
+
 /* panel path (kernels that have one): at least this many columns */
 #define FM_GEMM_PANEL_MIN_N 32
 
@@ -612,10 +627,13 @@ static int FM_FN(fm_gemm_rows_pay)(const KERNEL *K, int64_t m, int64_t n, int64_
     int32_t row_kidx[FM_GEMM_ROWS_BLOCK][FM_GEMM_ROWS_MAX_K];
     int64_t nk_h[2], nk_r[FM_GEMM_ROWS_BLOCK], tile = 0, row = 0;
     const int mr = (int)FM_MIN((int64_t)K->mr, m), half = (mr + 1) / 2;
+    int64_t prev = -1;
     for (int q = 1; q <= 3; q++) {
-        /* few rows (a swapped output-layer product: 10) probe one sliver several times */
-        if (q > 1 && fm_gemm_probe_row_(m, mr, q) == fm_gemm_probe_row_(m, mr, q - 1)) continue;
-        const T *as = a + fm_gemm_probe_row_(m, mr, q); /* rsa == 1 */
+        const int64_t r0 = fm_gemm_probe_row_(m, mr, q);
+        /* few rows (a swapped output-layer product: 10) would probe one sliver several times */
+        if (r0 == prev) continue;
+        prev = r0;
+        const T *as = a + r0; /* rsa == 1 */
         const int64_t nk = FM_FN(fm_gemm_scan)(K, mr, k, as, 1, csa, kidx);
         int64_t cost = 20 * nk * mr;
         if (nk < k && mr >= FM_GEMM_SPLIT_MIN_MR &&
@@ -748,25 +766,19 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                     const int nr = (int)FM_MIN((int64_t)step, je - j0);
                     if (pf) {
                         const int64_t pe = FM_MIN(kc, pf_p + pf_step);
-                        for (; pf_p < pe; pf_p++) {
-                            const char *l = (const char *)(pf + pf_p * x->csa);
-                            for (size_t off = 0; off < sizeof(T) * (size_t)MR; off += 64)
-                                __builtin_prefetch(l + off, 0, 2);
-                            __builtin_prefetch(l + sizeof(T) * (size_t)MR - 1, 0, 2);
-                        }
+                        fm_gemm_prefetch_rows_(pf + pf_p * x->csa, (int64_t)sizeof(T) * x->csa,
+                                               pe - pf_p, sizeof(T) * (size_t)MR, 0);
+                        pf_p = pe;
                     }
                     const T *bt = x->packb ? bblk + (j0 / NR) * NR * kc : bblk + j0;
                     T *ct = x->c + i0 * x->rsc + (jc + j0) * x->csc;
                     /* this tile's z rows for its epilogue, fetched while the tile computes, as in
                      * the panel path (ReLU' of a dX product at batch 1024: the epilogue went
                      * from 2.6% to 2.1% of an epoch) */
-                    if (last && x->epi && x->epi->z) {
-                        const T *zt = (const T *)x->epi->z + i0 * x->epi->rsz + jc + j0;
-                        for (int r = 0; r < mr; r++) {
-                            __builtin_prefetch(zt + r * x->epi->rsz);
-                            __builtin_prefetch(zt + r * x->epi->rsz + nr - 1);
-                        }
-                    }
+                    if (last && x->epi && x->epi->z)
+                        fm_gemm_prefetch_rows_((const T *)x->epi->z + i0 * x->epi->rsz + jc + j0,
+                                               (int64_t)sizeof(T) * x->epi->rsz, mr,
+                                               sizeof(T) * (size_t)nr, 1);
                     if (half) {
                         for (int h = 0; h < 2; h++) {
                             const int hr = h ? mr - half : half;
@@ -878,11 +890,9 @@ static void FM_FN(fm_gemm_body_panels)(const FM_FN(fm_gemm_ctx) * x, int tid, in
                     if (last && x->epi && x->epi->z && s + 1 < n_s) {
                         const T *zn = (const T *)x->epi->z + (i0 + (s + 1) * MR) * x->epi->rsz +
                                       jc + j0;
-                        const int mr_next = (int)FM_MIN((int64_t)MR, mc - (s + 1) * MR);
-                        for (int r = 0; r < mr_next; r++) {
-                            __builtin_prefetch(zn + r * x->epi->rsz);
-                            __builtin_prefetch(zn + r * x->epi->rsz + nr - 1);
-                        }
+                        fm_gemm_prefetch_rows_(zn, (int64_t)sizeof(T) * x->epi->rsz,
+                                               FM_MIN((int64_t)MR, mc - (s + 1) * MR),
+                                               sizeof(T) * (size_t)nr, 1);
                     }
                     if (nks[s] < kc && K->compact)
                         K->ukr_idx_seq(mr, nr, nks[s], kidx + s * kc, ap + s * MR * kc, 1, mr, bp,
@@ -1109,12 +1119,10 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
                         n >= FM_GEMM_PACKB_MIN_M && k > K->kc));
     /* the zero scan costs about one load per k of a sliver; n >= 2 tiles amortize it */
     x.zskip = !dot && K->ukr_idx && k >= 16 && n >= 2 * K->nr;
-    if (x.zskip) {
+    if (x.zskip) { /* x.zsplit stays 0 otherwise (x was zeroed) */
         const int mode = FM_FN(fm_gemm_zero_mode)(K, m, fm_gemm_kblock_(k, K->kc), a, rsa, csa);
         x.zskip = mode != FM_GEMM_ZERO_DENSE;
         x.zsplit = mode == FM_GEMM_ZERO_SPLIT;
-    } else {
-        x.zsplit = 0;
     }
     need = FM_FN(fm_gemm_plan_make)(&pl, K, m, n, k, x.packb || panels, n_threads);
     x.kcb = pl.kcb;
