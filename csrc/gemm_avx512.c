@@ -632,10 +632,26 @@ FM_AVX512_INLINE void FN(fm_avx512_dot_tile)(const int MD, const int ND, int mr,
     }
 #endif
     const R4 va = R4_SET1(alpha), vb = R4_SET1(beta);
+    /* With 4 rows, the columns past the last multiple of 4 are summed down the rows, one
+     * reduction per column instead of one per row (n = 10 as 4 x 5 tiles: 5 reductions a tile,
+     * not 8). Each element goes through the same tree either way, so the sums are the same. */
+    const int NROW = MD == 4 ? ND / 4 * 4 : ND;
+#pragma GCC unroll 4
+    for (int j = NROW; j < ND; j++) {
+        const R4 r = FN(fm_avx512_reduce4)(acc[j], acc[ND + j], acc[2 * ND + j], acc[3 * ND + j]);
+        if (j < nr) {
+            T s4[4];
+            R4_STORE(s4, r);
+            for (int i = 0; i < mr; i++) {
+                T *cp = c + i * rsc + j * csc;
+                *cp = beta == 0 ? alpha * s4[i] : alpha * s4[i] + beta * *cp;
+            }
+        }
+    }
 #pragma GCC unroll 4
     for (int i = 0; i < MD; i++) {
 #pragma GCC unroll 2
-        for (int j0 = 0; j0 < ND; j0 += 4) {
+        for (int j0 = 0; j0 < NROW; j0 += 4) {
             const int g = i * ND + j0;
             R4 r = FN(fm_avx512_reduce4)(acc[g], j0 + 1 < ND ? acc[g + 1] : V_ZERO(),
                                          j0 + 2 < ND ? acc[g + 2] : V_ZERO(),
