@@ -72,6 +72,17 @@ def test_falls_back_to_one_thread_next_to_a_busy_neighbour():
     assert times[200:].sum() / len(times[200:]) < 1.04
 
 
+def test_probes_stay_cheap_beside_a_neighbour_that_makes_the_cap_very_slow():
+    """At batch 32 a 2-thread step beside a spinning neighbour took 55 times a 1-thread step:
+    probes spaced by the budget, not by the doubling's cap, keep their cost at a few percent."""
+    tuner = Tuner()
+    tuner.run(300, quiet)
+    _, times = tuner.run(20000, lambda t: 55.0 if t == CAP else 1.0, switch_penalty=3.0)
+    assert times[1000:].sum() / len(times[1000:]) < 1.035
+    picks, _ = tuner.run(6000, quiet)  # and it still comes back once the neighbour leaves
+    assert np.all(picks[-100:] == CAP)
+
+
 def test_comes_back_to_the_cap_when_the_neighbour_leaves():
     tuner = Tuner()
     tuner.run(300, quiet)
