@@ -744,47 +744,39 @@ static FM_AVX512 void FN(fm_avx512_packa)(int mr, int64_t kc, const T *a, int64_
     }
 }
 
-/* An A sliver from row-contiguous A (a wide product's A, packed so that its rows, 4 KiB apart
- * in 1024^3, do not share L1 sets): VL x VL blocks transposed in registers, then each k's mr
- * values stored in one or two masked stores. The element loop took 17% of 1024^3. */
-static FM_AVX512 void FN(fm_avx512_packa_rows)(int mr, int64_t kc, const T *a, int64_t rsa, T *ap) {
-    int64_t p0;
-    for (p0 = 0; p0 < kc; p0 += VL) {
-        const int ks = (int)(kc - p0 < VL ? kc - p0 : VL);
-        const MT mk = FN(fm_avx512_mask)(ks, 0);
-        for (int r0 = 0; r0 < mr; r0 += VL) {
-            const int rows = mr - r0 < VL ? mr - r0 : VL;
-            const MT mrow = FN(fm_avx512_mask)(rows, 0);
+/* out[c * ldo + r] = in[r * ldi + c] for r < rows, c < cols: VL x VL blocks transposed in
+ * registers, with masked loads and stores (nothing outside the block is read or written).
+ * Column blocks are the outer loop: k for an A sliver, as measured; n <= 16 for B^T. */
+static FM_AVX512 void FN(fm_avx512_transpose)(int64_t rows, int64_t cols, const T *in,
+                                              int64_t ldi, T *out, int64_t ldo) {
+    for (int64_t c0 = 0; c0 < cols; c0 += VL) {
+        const int nc = (int)(cols - c0 < VL ? cols - c0 : VL);
+        const MT mc = FN(fm_avx512_mask)(nc, 0);
+        for (int64_t r0 = 0; r0 < rows; r0 += VL) {
+            const int nr = (int)(rows - r0 < VL ? rows - r0 : VL);
+            const MT mr = FN(fm_avx512_mask)(nr, 0);
             VT r[VL], o[VL];
 #pragma GCC unroll 16
             for (int i = 0; i < VL; i++)
-                r[i] = i < rows ? V_LOADZ(mk, a + (r0 + i) * rsa + p0) : V_ZERO();
-            FN(fm_avx512_tr)(r, o); /* o[q] lane i = A[r0 + i, p0 + q] */
+                r[i] = i < nr ? V_LOADZ(mc, in + (r0 + i) * ldi + c0) : V_ZERO();
+            FN(fm_avx512_tr)(r, o); /* o[q] lane i = in[r0 + i, c0 + q] */
 #pragma GCC unroll 16
             for (int q = 0; q < VL; q++)
-                if (q < ks) V_STOREM(ap + (p0 + q) * mr + r0, mrow, o[q]);
+                if (q < nc) V_STOREM(out + (c0 + q) * ldo + r0, mr, o[q]);
         }
     }
 }
 
-/* The narrow path's B^T: bt[j * ldt + p] = b[p * rsb + j] for j < n, p < k (B by rows), through
- * VL x VL register transposes; k is padded with zeros to a multiple of VL (ldt >= that). */
+/* An A sliver from row-contiguous A (a wide product's A, packed so that its rows, 4 KiB apart
+ * in 1024^3, do not share L1 sets). The element loop took 17% of 1024^3. */
+static FM_AVX512 void FN(fm_avx512_packa_rows)(int mr, int64_t kc, const T *a, int64_t rsa, T *ap) {
+    FN(fm_avx512_transpose)(mr, kc, a, rsa, ap, mr);
+}
+
+/* The narrow path's B^T: bt[j * ldt + p] = b[p * rsb + j] for j < n, p < k (B by rows). */
 static FM_AVX512 void FN(fm_avx512_transpose_b)(int64_t n, int64_t k, const T *b, int64_t rsb,
                                                 T *bt, int64_t ldt) {
-    int64_t p0;
-    for (p0 = 0; p0 < k; p0 += VL) {
-        const int rows = (int)(k - p0 < VL ? k - p0 : VL);
-        for (int64_t j0 = 0; j0 < n; j0 += VL) {
-            const int cols = (int)(n - j0 < VL ? n - j0 : VL);
-            const MT mc = FN(fm_avx512_mask)(cols, 0);
-            VT r[VL], o[VL];
-#pragma GCC unroll 16
-            for (int i = 0; i < VL; i++)
-                r[i] = i < rows ? V_LOADZ(mc, b + (p0 + i) * rsb + j0) : V_ZERO();
-            FN(fm_avx512_tr)(r, o);
-            for (int q = 0; q < cols; q++) V_STORE(bt + (j0 + q) * ldt + p0, o[q]);
-        }
-    }
+    FN(fm_avx512_transpose)(k, n, b, rsb, bt, ldt);
 }
 
 /* The driver's zero scan (fm_gemm_nonzero_k in gemm.c), same result: A by rows (csa == 1) VL k
