@@ -689,6 +689,7 @@ static FM_AVX512 void FN(fm_avx512_d1x8)(int mr, int nr, int64_t k, const T *a, 
                                c + j * csc, rsc, csc, alpha, beta);
 }
 DOT_FN(2, 4)
+DOT_FN(4, 2)
 DOT_FN(4, 4)
 DOT_FN(4, 5)
 DOT_FN(4, 6)
@@ -699,12 +700,109 @@ static void FN(fm_avx512_dot)(int mr, int nr, int64_t k, const T *a, int64_t rsa
         FN(fm_avx512_d1x8)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
     else if (mr == 2)
         FN(fm_avx512_d2x4)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
+    else if (nr <= 2)
+        FN(fm_avx512_d4x2)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
     else if (nr <= 4)
         FN(fm_avx512_d4x4)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
     else if (nr == 5)
         FN(fm_avx512_d4x5)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
     else
         FN(fm_avx512_d4x6)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
+}
+
+/* ---- split tiles (kernel.split): n = VL + nt columns, nt <= 2 ----
+ * MS rows: the first VL columns as MS accumulators of B rows times broadcast A elements, the
+ * last nt as 2 * MS dot-product chains along k, both over the same A rows, loaded once from L2
+ * (alone, the 2 dot columns read A at two FMAs per load: L2 bandwidth bound). Rows >= mr and a
+ * missing second column are pointed at row / column 0 and never stored. */
+FM_AVX512_INLINE void FN(fm_avx512_split_tile)(const int MS, int mr, int nt, int64_t k,
+                                               const T *restrict a, int64_t rsa,
+                                               const T *restrict b, int64_t rsb,
+                                               const T *restrict bt, int64_t ldt, T *restrict c,
+                                               int64_t rsc, int64_t csc, T alpha, T beta) {
+    const T *ap[8];
+    const T *bt1 = bt + (nt > 1 ? ldt : 0);
+    VT acc[8], dot0[8], dot1[8];
+    int64_t p = 0;
+#pragma GCC unroll 8
+    for (int i = 0; i < MS; i++) {
+        ap[i] = a + (i < mr ? i : 0) * rsa;
+        acc[i] = dot0[i] = dot1[i] = V_ZERO();
+    }
+    for (; p + VL <= k; p += VL) {
+        const VT t0 = V_LOAD(bt + p), t1 = V_LOAD(bt1 + p);
+#pragma GCC unroll 8
+        for (int i = 0; i < MS; i++) {
+            const VT av = V_LOAD(ap[i] + p);
+            dot0[i] = V_FMA(av, t0, dot0[i]);
+            dot1[i] = V_FMA(av, t1, dot1[i]);
+        }
+#pragma GCC unroll 8
+        for (int q = 0; q < VL; q++) {
+            const VT bv = V_LOAD(b + (p + q) * rsb);
+#pragma GCC unroll 8
+            for (int i = 0; i < MS; i++) acc[i] = V_FMA(V_SET1(ap[i][p + q]), bv, acc[i]);
+        }
+    }
+    if (p < k) {
+        const MT mt = FN(fm_avx512_mask)((int)(k - p), 0);
+        const VT t0 = V_LOADZ(mt, bt + p), t1 = V_LOADZ(mt, bt1 + p);
+#pragma GCC unroll 8
+        for (int i = 0; i < MS; i++) {
+            const VT av = V_LOADZ(mt, ap[i] + p);
+            dot0[i] = V_FMA(av, t0, dot0[i]);
+            dot1[i] = V_FMA(av, t1, dot1[i]);
+        }
+        for (; p < k; p++) {
+            const VT bv = V_LOAD(b + p * rsb);
+#pragma GCC unroll 8
+            for (int i = 0; i < MS; i++) acc[i] = V_FMA(V_SET1(ap[i][p]), bv, acc[i]);
+        }
+    }
+    const VT va = V_SET1(alpha), vb = V_SET1(beta);
+#pragma GCC unroll 8
+    for (int i = 0; i < MS; i++) {
+        if (i >= mr) break;
+        T *cr = c + i * rsc;
+        if (csc == 1) {
+            const VT r = V_MUL(va, acc[i]);
+            V_STORE(cr, beta == 0 ? r : V_ADD(r, V_MUL(vb, V_LOAD(cr))));
+        } else {
+            T s[VL];
+            V_STORE(s, acc[i]);
+            for (int j = 0; j < VL; j++)
+                cr[j * csc] = beta == 0 ? alpha * s[j] : alpha * s[j] + beta * cr[j * csc];
+        }
+    }
+    /* the dot columns reduced 4 rows at a time, down the rows (as the dot tiles do) */
+#pragma GCC unroll 2
+    for (int i0 = 0; i0 < MS; i0 += 4) {
+        T s[2][4];
+        R4_STORE(s[0], FN(fm_avx512_reduce4)(dot0[i0], dot0[i0 + 1], dot0[i0 + 2], dot0[i0 + 3]));
+        R4_STORE(s[1], FN(fm_avx512_reduce4)(dot1[i0], dot1[i0 + 1], dot1[i0 + 2], dot1[i0 + 3]));
+        for (int i = i0; i < i0 + 4 && i < mr; i++)
+            for (int j = 0; j < nt; j++) {
+                T *cp = c + i * rsc + (VL + j) * csc;
+                *cp = beta == 0 ? alpha * s[j][i - i0] : alpha * s[j][i - i0] + beta * *cp;
+            }
+    }
+}
+
+static FM_AVX512 void FN(fm_avx512_split8)(int mr, int nt, int64_t k, const T *a, int64_t rsa,
+                                           const T *b, int64_t rsb, const T *bt, int64_t ldt,
+                                           T *c, int64_t rsc, int64_t csc, T alpha, T beta) {
+    FN(fm_avx512_split_tile)(8, mr, nt, k, a, rsa, b, rsb, bt, ldt, c, rsc, csc, alpha, beta);
+}
+static FM_AVX512 void FN(fm_avx512_split4)(int mr, int nt, int64_t k, const T *a, int64_t rsa,
+                                           const T *b, int64_t rsb, const T *bt, int64_t ldt,
+                                           T *c, int64_t rsc, int64_t csc, T alpha, T beta) {
+    FN(fm_avx512_split_tile)(4, mr, nt, k, a, rsa, b, rsb, bt, ldt, c, rsc, csc, alpha, beta);
+}
+static void FN(fm_avx512_split)(int mr, int nt, int64_t k, const T *a, int64_t rsa, const T *b,
+                                int64_t rsb, const T *bt, int64_t ldt, T *c, int64_t rsc,
+                                int64_t csc, T alpha, T beta) {
+    (mr > 4 ? FN(fm_avx512_split8) : FN(fm_avx512_split4))(mr, nt, k, a, rsa, b, rsb, bt, ldt, c,
+                                                          rsc, csc, alpha, beta);
 }
 
 /* ---- packing a B micro-panel from column-contiguous B (rsb == 1, a transposed view) ----
@@ -853,18 +951,19 @@ static FM_AVX512 void FN(fm_avx512_nonzero_rows)(int mr, int64_t kc, const T *a,
 /* kc: a 14 x kc A sliver is 14*kc*sizeof(T) (f32 384: 21 KiB of the 48 KiB L1d; f64 256:
  * 28 KiB, measured 5% faster than 192 on 1024^3 and the layer shapes);
  * nc: a packed kc x nc B block in L2; jw: columns per task (B chunk kc x jw stays in L2). */
-#define FM_AVX512_KERNEL(narrow_min_m, packa_rows)                                                 \
+#define FM_AVX512_KERNEL(narrow_min_m, packa_rows, split)                                          \
     {"avx512", 14, 2 * VL, {0, 16 * VL, 8 * VL, 8 * VL}, VL == 16 ? FM_AVX512_KC : 256,            \
      FM_AVX512_NC, 16 * VL, FN(fm_avx512_ukr), 4, {0, 48, 4, 4, 6}, FN(fm_avx512_dot),            \
      FN(fm_avx512_packbt), FN(fm_avx512_ukr_idx), FN(fm_avx512_nonzero_k), 0, 0, NULL,             \
      FN(fm_avx512_packa), NULL, NULL, NULL, narrow_min_m, packa_rows, FN(fm_avx512_transpose_b),  \
-     FN(fm_avx512_nonzero_rows), {49, 38}}
-const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = FM_AVX512_KERNEL(0, NULL);
+     FN(fm_avx512_nonzero_rows), {49, 38}, split}
+const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = FM_AVX512_KERNEL(0, NULL, NULL);
 /* Zen 4 runs a 512-bit FMA as two 256-bit halves, so the idle lanes of a 10-column tile cost
  * their full share: the narrow path wins from 32 rows (32 x 10 x 256 double: 0.79x -> 0.94x
  * OpenBLAS; 64 rows: 0.73x -> 0.96x; float 64 rows 1.03x -> 1.16x), on Sapphire Rapids only
  * from 128. Packing row-major A (gemm.c) was measured on Zen 4 only. */
-const FN(fm_gemm_kernel) FN(fm_gemm_avx512_zen4) = FM_AVX512_KERNEL(32, FN(fm_avx512_packa_rows));
+const FN(fm_gemm_kernel) FN(fm_gemm_avx512_zen4) =
+    FM_AVX512_KERNEL(32, FN(fm_avx512_packa_rows), VL == 8 ? FN(fm_avx512_split) : NULL);
 #undef FM_AVX512_KERNEL
 
 #undef FN_

@@ -276,6 +276,20 @@ def test_gemm_large_and_packed(gemm_kernel, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_vector_plus_two_columns(gemm_kernel, dtype):
+    # n one vector of doubles plus 1 or 2 (a 10-unit output layer): on Zen 4 the first 8 columns
+    # in place and the rest as dot products on the same rows, in blocks of 8 rows (4-row tiles
+    # below 5 rows left); k with and without a partial vector; C by rows, spaced or by columns
+    rng = np.random.default_rng(42)
+    for i, (m, n, k) in enumerate(itertools.product((15, 16, 17, 20, 21, 24, 29, 31, 32, 33, 300),
+                                                    (9, 10), (64, 67, 256))):
+        lc = ("c", "cs", "f")[i % 3]
+        lb = ("c", "rs", "u")[i % 3]
+        run_gemm_case(rng, m, n, k, dtype, "c", lb, lc, 1.0, 0.0)
+        run_gemm_case(rng, m, n, k, dtype, "rs", "c", lc, -0.7, 1.3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_zero_strides(gemm_kernel, dtype):
     """Broadcast operands (element stride 0) are legal strided matrices."""
     rng = np.random.default_rng(40)
@@ -836,6 +850,10 @@ def test_dense_forward_layouts_and_packed(dtype, gemm_kernel):
     # batch large enough for the packed-B GEMM path, with the fused epilogue; and k > kc
     check_dense_forward(rng, 1600, 24, 20, dtype, "tanh", None)
     check_dense_forward(rng, 30, 800, 40, dtype, "gelu", None, x_layout="f")
+    # 9 or 10 units (doubles on Zen 4: 8 columns in place, the rest as dot products): the fused
+    # bias and pre-activation of every column
+    for batch, n_out, name in ((37, 10, "relu"), (300, 9, "identity")):
+        check_dense_forward(rng, batch, 256, n_out, dtype, name, None, extra=2)
 
 
 def check_dense_backward(rng, batch, n_in, n_out, dtype, name, param, x_layout="c", extra=0,
