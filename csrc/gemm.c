@@ -612,7 +612,10 @@ static int FM_FN(fm_gemm_zero_mode)(const KERNEL *K, int64_t m, int64_t kc, cons
     int64_t whole = 0, halves = 0, nk_h[2];
     const int mr = K->mr;
     int q, sparse = 0;
-    if (m < mr) return FM_GEMM_ZERO_SKIP;
+    /* one sliver (a swapped output-layer product: 10 rows): each column chunk would scan it */
+    if (m < mr)
+        return FM_FN(fm_gemm_scan)(K, (int)m, kc, a, rsa, csa, kidx) == kc ? FM_GEMM_ZERO_DENSE
+                                                                          : FM_GEMM_ZERO_SKIP;
     for (q = 1; q <= 3; q++) {
         const T *as = a + fm_gemm_probe_row_(m, mr, q) * rsa;
         const int64_t nk = FM_FN(fm_gemm_scan)(K, mr, kc, as, rsa, csa, kidx);
@@ -756,7 +759,7 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                     fm_gemm_halves_pay_(
                         FM_FN(fm_gemm_scan_halves)(K, mr, kc, as, rs, cs, kidx_h, nk_h), nk))
                     half = (mr + 1) / 2;
-                step = (!x->packb && mr <= 3) ? FM_MIN(K->nr_small[mr], JW) : NR;
+                step = (!x->packb && mr <= 4 && K->nr_small[mr]) ? FM_MIN(K->nr_small[mr], JW) : NR;
                 /* the next task's sliver of A^T, when its stride crosses a page every k or
                  * two (X^T of a first layer, in L3: the hardware prefetchers stop at page
                  * boundaries), is fetched into L2 a slice of its k per tile while this sliver

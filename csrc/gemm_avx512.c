@@ -263,17 +263,17 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
                 for (int v = 0; v < NV; v++) acc[i * NV + v] = V_FMA(av, bv[v], acc[i * NV + v]);
             }
         }
-    } else if (kidx) { /* wide tiles (1 to 3 rows) over the listed k */
+    } else if (kidx) { /* wide tiles (1 to 4 rows) over the listed k */
         for (p = 0; p < kc; p++) {
             const int64_t off = kidx[p];
             const T *bp = b + off * ldb;
-            VT av[3];
-#pragma GCC unroll 3
+            VT av[4];
+#pragma GCC unroll 4
             for (int i = 0; i < MR; i++) av[i] = V_SET1(ar[0][i * rsa + off * csa]);
 #pragma GCC unroll 16
             for (int v = 0; v < NV; v++) {
                 VT bv = v < NV - 1 ? V_LOAD(bp + v * VL) : V_LOADZ(ml, bp + v * VL);
-#pragma GCC unroll 3
+#pragma GCC unroll 4
                 for (int i = 0; i < MR; i++) acc[i * NV + v] = V_FMA(av[i], bv, acc[i * NV + v]);
             }
         }
@@ -319,9 +319,9 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
         for (int u = 1; u < U; u++)
 #pragma GCC unroll 28
             for (int i = 0; i < MR * NV; i++) acc[i] = V_ADD(acc[i], acc[u * MR * NV + i]);
-    } else { /* wide tiles: 1 to 3 rows, many vectors; B streams row by row */
+    } else { /* wide tiles: 1 to 4 rows, many vectors; B streams row by row */
         for (p = 0; p < kc; p++) {
-            VT av[3];
+            VT av[4];
             /* a row of B 6 k ahead: pays for 2 and 3 rows; for one row (a product streaming B
              * once) the hardware prefetcher alone was 10-30% faster */
             if (MR > 1) {
@@ -329,12 +329,12 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
                 for (int v = 0; v < NV; v++)
                     _mm_prefetch((const char *)(b + 6 * ldb + v * VL), _MM_HINT_T0);
             }
-#pragma GCC unroll 3
+#pragma GCC unroll 4
             for (int i = 0; i < MR; i++) av[i] = V_SET1(ar[0][i * rsa]);
 #pragma GCC unroll 16
             for (int v = 0; v < NV; v++) {
                 VT bv = v < NV - 1 ? V_LOAD(b + v * VL) : V_LOADZ(ml, b + v * VL);
-#pragma GCC unroll 3
+#pragma GCC unroll 4
                 for (int i = 0; i < MR; i++) acc[i * NV + v] = V_FMA(av[i], bv, acc[i * NV + v]);
             }
             ar[0] += csa;
@@ -468,6 +468,7 @@ TILE_FN(1, 16)
 TILE_FN(1, 8)
 TILE_FN(2, 8)
 TILE_FN(3, 8)
+TILE_FN(4, 4)
 
 typedef void (*FN(fm_avx512_tile_fn))(int, int64_t, const T *, int64_t, int64_t, const T *,
                                       int64_t, T *, int64_t, int64_t, T, T);
@@ -513,7 +514,9 @@ static void FN(fm_avx512_ukr_idx)(int mr, int nr, int64_t nk, const int32_t *kid
         FN(fm_avx512_i2x8)(nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
     } else if (mr == 3 && nr == 8 * VL) {
         FN(fm_avx512_i3x8)(nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
-    } else { /* a partial wide tile (mr <= 3): 2-vector tiles */
+    } else if (mr == 4 && nr == 4 * VL) {
+        FN(fm_avx512_i4x4)(nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+    } else { /* a partial wide tile (mr <= 4): 2-vector tiles */
         while (nr > 0) {
             int w = nr < 2 * VL ? nr : 2 * VL;
             FN(fm_avx512_ukr_idx)(mr, w, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
@@ -539,7 +542,9 @@ static void FN(fm_avx512_ukr)(int mr, int nr, int64_t kc, const T *a, int64_t rs
         FN(fm_avx512_t2x8)(nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
     } else if (mr == 3 && nr == 8 * VL) {
         FN(fm_avx512_t3x8)(nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
-    } else { /* a partial wide tile (mr <= 3): 2-vector tiles */
+    } else if (mr == 4 && nr == 4 * VL) {
+        FN(fm_avx512_t4x4)(nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+    } else { /* a partial wide tile (mr <= 4): 2-vector tiles */
         while (nr > 0) {
             int w = nr < 2 * VL ? nr : 2 * VL;
             FN(fm_avx512_ukr)(mr, w, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
@@ -567,7 +572,7 @@ FM_AVX512_INLINE void FN(fm_avx512_dot_tile)(const int MD, const int ND, int mr,
     for (int j = 0; j < ND; j++) bp[j] = b + (j < nr ? j : 0) * csb;
 #pragma GCC unroll 32
     for (int i = 0; i < MD * ND; i++) acc[i] = V_ZERO();
-    if (MD == 1 && (uintptr_t)bp[0] % 64 != 0 && csb * (int64_t)sizeof(T) % 64 == 0) {
+    if (MD <= 2 && (uintptr_t)bp[0] % 64 != 0 && csb * (int64_t)sizeof(T) % 64 == 0) {
         /* B rows starting inside a cache line (NumPy's arrays: 16 mod 64), all at the same
          * offset: every 64-byte load would straddle two lines. Load whole lines and put each
          * vector together from two with one permute (the same values, so the same sums); every
@@ -579,11 +584,14 @@ FM_AVX512_INLINE void FN(fm_avx512_dot_tile)(const int MD, const int ND, int mr,
 #pragma GCC unroll 8
         for (int j = 0; j < ND; j++) bq[j] = bp[j] - shift, lo[j] = V_LOADA(bq[j]);
         for (; p + VL <= k; p += VL) {
-            const VT av = V_LOAD(ap[0] + p);
+            VT av[2];
+#pragma GCC unroll 2
+            for (int i = 0; i < MD; i++) av[i] = V_LOAD(ap[i] + p);
 #pragma GCC unroll 8
             for (int j = 0; j < ND; j++) {
-                const VT hi = V_LOADA(bq[j] + p + VL);
-                acc[j] = V_FMA(av, V_SHIFTED(lo[j], lanes, hi), acc[j]);
+                const VT hi = V_LOADA(bq[j] + p + VL), bv = V_SHIFTED(lo[j], lanes, hi);
+#pragma GCC unroll 2
+                for (int i = 0; i < MD; i++) acc[i * ND + j] = V_FMA(av[i], bv, acc[i * ND + j]);
                 lo[j] = hi;
             }
         }
@@ -688,7 +696,7 @@ static FM_AVX512 void FN(fm_avx512_d1x8)(int mr, int nr, int64_t k, const T *a, 
         FN(fm_avx512_dot_tile)(1, 8, mr, nr - j < 8 ? nr - j : 8, k, a, rsa, b + j * csb, csb,
                                c + j * csc, rsc, csc, alpha, beta);
 }
-DOT_FN(2, 4)
+DOT_FN(2, 8)
 DOT_FN(4, 2)
 DOT_FN(4, 4)
 DOT_FN(4, 5)
@@ -699,7 +707,7 @@ static void FN(fm_avx512_dot)(int mr, int nr, int64_t k, const T *a, int64_t rsa
     if (mr == 1)
         FN(fm_avx512_d1x8)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
     else if (mr == 2)
-        FN(fm_avx512_d2x4)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
+        FN(fm_avx512_d2x8)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
     else if (nr <= 2)
         FN(fm_avx512_d4x2)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
     else if (nr <= 4)
@@ -950,10 +958,13 @@ static FM_AVX512 void FN(fm_avx512_nonzero_rows)(int mr, int64_t kc, const T *a,
 
 /* kc: a 14 x kc A sliver is 14*kc*sizeof(T) (f32 384: 21 KiB of the 48 KiB L1d; f64 256:
  * 28 KiB, measured 5% faster than 192 on 1024^3 and the layer shapes);
- * nc: a packed kc x nc B block in L2; jw: columns per task (B chunk kc x jw stays in L2). */
+ * nc: a packed kc x nc B block in L2; jw: columns per task (B chunk kc x jw stays in L2);
+ * nr_small: 4 rows take 4 vectors, B read 256 bytes of a row at a time, not 128 (batch 4,
+ * 784 -> 256 units: float 1.27x, double 1.49x); dot_nr: 2 rows take 8 columns (2 x 256 x 256,
+ * B by columns: 1.06-1.12x, with whole-line loads of misaligned B rows 1.13-1.33x). */
 #define FM_AVX512_KERNEL(narrow_min_m, packa_rows, split)                                          \
-    {"avx512", 14, 2 * VL, {0, 16 * VL, 8 * VL, 8 * VL}, VL == 16 ? FM_AVX512_KC : 256,            \
-     FM_AVX512_NC, 16 * VL, FN(fm_avx512_ukr), 4, {0, 48, 4, 4, 6}, FN(fm_avx512_dot),            \
+    {"avx512", 14, 2 * VL, {0, 16 * VL, 8 * VL, 8 * VL, 4 * VL}, VL == 16 ? FM_AVX512_KC : 256,    \
+     FM_AVX512_NC, 16 * VL, FN(fm_avx512_ukr), 4, {0, 48, 8, 4, 6}, FN(fm_avx512_dot),            \
      FN(fm_avx512_packbt), FN(fm_avx512_ukr_idx), FN(fm_avx512_nonzero_k), 0, 0, NULL,             \
      FN(fm_avx512_packa), NULL, NULL, NULL, narrow_min_m, packa_rows, FN(fm_avx512_transpose_b),  \
      FN(fm_avx512_nonzero_rows), {49, 38}, split}

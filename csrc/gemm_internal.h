@@ -8,7 +8,7 @@
  *   b    element (p, j) at b[p * ldb + j]: a packed B micro-panel (ldb = nr of the kernel) or B
  *        itself when its rows are contiguous (ldb = rsb). Columns j >= nr are never read;
  *   c    element (i, j) at c[i * rsc + j * csc], any strides; with beta == 0, C is never read.
- *   1 <= mr <= kernel.mr; 1 <= nr <= kernel.nr, or nr <= kernel.nr_small[mr] when mr <= 3
+ *   1 <= mr <= kernel.mr; 1 <= nr <= kernel.nr, or nr <= kernel.nr_small[mr] when mr <= 4
  *   (nr_small[mr] may exceed jw: the driver then takes chunks that wide when m <= 3).
  *
  * A dot kernel (optional) computes the same for A with contiguous rows (csa == 1) and B with
@@ -61,7 +61,7 @@
         const char *name;                                                                          \
         int mr;           /* rows of a register tile (and of a packed A sliver) */                 \
         int nr;           /* columns of a register tile (and of a packed B micro-panel) */         \
-        int nr_small[4];  /* widest tile for mr = 1, 2, 3 when B is used in place (>= nr) */       \
+        int nr_small[5];  /* widest tile for mr = 1 .. 4 when B is used in place (>= nr, or 0) */ \
         int kc;           /* largest k block: a packed A sliver (mr x kc) stays in L1 */           \
         int nc;           /* columns of a packed B block (kc x nc, kept in L2) */                  \
         int jw;           /* columns per task; jw / 2 a multiple of nr, nr_small[2], [3] */      \

@@ -213,26 +213,27 @@ def test_gemm_all_layouts(gemm_kernel, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_one_row_any_alignment_same_bits(gemm_kernel, dtype):
-    # one row times a transposed B whose rows start at any offset in a cache line: the result
-    # does not depend on where the data sits (a misaligned start takes whole-line loads and
-    # permutes), and matches the reference
+    # one or two rows times a transposed B whose rows start at any offset in a cache line: the
+    # result does not depend on where the data sits (a misaligned start takes whole-line loads
+    # and permutes), and matches the reference
     rng = np.random.default_rng(11)
     item = np.dtype(dtype).itemsize
-    for n, k, ld in [(37, 64, 64), (9, 48, 48), (20, 50, 64), (3, 200, 256)]:
+    for rows, (n, k, ld) in itertools.product(
+            (1, 2), [(37, 64, 64), (9, 48, 48), (20, 50, 64), (3, 200, 256)]):
         w = rand(rng, (n, k), dtype)
-        a = rand(rng, (1, k), dtype)
+        a = rand(rng, (rows, k), dtype)
         outs = []
         for offset in range(0, 64, item):
             raw = np.zeros(n * ld * item + 128, np.uint8)
             start = (-raw.ctypes.data % 64) + offset
             base = raw[start:start + n * ld * item].view(dtype).reshape(n, ld)
             base[:, :k] = w
-            c = np.full((1, n), np.nan, dtype)
+            c = np.full((rows, n), np.nan, dtype)
             _core.gemm(a, base[:, :k].T, c, 1.0, 0.0)
             outs.append(c)
-        assert all(np.array_equal(outs[0], o) for o in outs[1:]), (n, k, ld)
+        assert all(np.array_equal(outs[0], o) for o in outs[1:]), (rows, n, k, ld)
         assert_near(outs[0], ref.gemm(a, w.T, None), ref.gemm_error_scale(a, w.T, None), dtype,
-                    f"one-row gemm n={n} k={k}", 2.0)
+                    f"{rows}-row gemm n={n} k={k}", 2.0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -384,7 +385,7 @@ def test_gemm_zero_skipping_exact(gemm_kernel, dtype):
     scans); with exact integer data the result must equal the exact product, for A by rows, by
     columns (packed or not) and with other strides, across tile and k-block edges."""
     rng = np.random.default_rng(50)
-    cases = [(m, n, k) for m in (1, 3, 14, 15, 29, 57, 70) for n in (64, 65, 257)
+    cases = [(m, n, k) for m in (1, 3, 4, 14, 15, 18, 29, 57, 70) for n in (64, 65, 257)
              for k in (16, 100, 385, 800)]
     for i, (m, n, k) in enumerate(cases):
         la = ("c", "f", "rs", "cs", "fcs", "neg")[i % 6]
@@ -450,6 +451,15 @@ def test_gemm_zero_skipping_decided_from_probed_slivers(gemm_kernel, dtype):
             if skipped:
                 assert np.array_equal(c, (vals.astype(np.int64) @ np.nan_to_num(b).astype(np.int64)
                                           ).astype(dtype))
+    # fewer rows than one sliver: that sliver is the probe
+    for rows in (5, 13):
+        sparse = sparse_ints(rng, rows, k, dtype, zero_cols=0.5, zero_elems=0.0)
+        b = rng.integers(-8, 9, (k, n)).astype(dtype)
+        b[int(np.flatnonzero(~sparse.any(0))[0])] = np.nan
+        c = np.zeros((rows, n), dtype)
+        _core.gemm(sparse, b, c, 1.0, 0.0)
+        assert np.array_equal(c, (sparse.astype(np.int64) @ np.nan_to_num(b).astype(np.int64)
+                                  ).astype(dtype)), rows
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
