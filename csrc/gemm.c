@@ -15,7 +15,7 @@
  *            lane-wise FMA chains along k and one horizontal sum per element, nothing packed;
  *   narrow   n <= 16 and not a multiple of the vector width (a 10-unit output layer), m >= 128:
  *            B^T packed (n x k, cheap) and the dot path, so no vector lane idles;
- *   split    kernels with a split tile (Zen 4, doubles), n one vector plus 1 or 2 (10 units),
+ *   vecdot   kernels with a vecdot tile (Zen 4, doubles), n one vector plus 1 or 2 (10 units),
  *            A by rows, B by rows, m >= 16: the vector's columns from B in place, the rest as
  *            dot products with their B^T, both on the same A rows;
  *   swap     A column-major (X^T dZ) and either B not row-contiguous or n < nr: computed as
@@ -130,13 +130,13 @@ static int64_t fm_gemm_kblock_(int64_t k, int kc_max) {
  * 64 x 10 x 256 ran 1.10x / 0.93x OpenBLAS narrow, 1.16x / 1.03x blocked, f32 / f64) */
 #define FM_GEMM_DOT_PACK_MAX_N 16
 #define FM_GEMM_DOT_PACK_MIN_M 128
-/* split path (kernel.split), from this m on: m x 10 x 256 double on a Zen 4 core against the
+/* vecdot path (kernel.vecdot), from this m on: m x 10 x 256 double on a Zen 4 core against the
  * narrow path or the register tiles below 32 rows, interleaved: 12 rows 1.01x, 16 1.15x,
  * 24 1.17x, 32 1.12x, 64 1.07x, 256 1.06x; 8 rows 0.97x, 1 row 0.65x */
-#define FM_GEMM_SPLIT_MIN_M 16
+#define FM_GEMM_VECDOT_MIN_M 16
 
 /* the drivers (fm_gemm_body*) */
-enum { FM_GEMM_BLOCKED, FM_GEMM_DOT, FM_GEMM_PANELS, FM_GEMM_ROWS, FM_GEMM_SPLIT };
+enum { FM_GEMM_BLOCKED, FM_GEMM_DOT, FM_GEMM_PANELS, FM_GEMM_ROWS, FM_GEMM_VECDOT };
 
 /* zero skipping: slivers of at least this many rows may be split in two (see fm_gemm_body) */
 #define FM_GEMM_SPLIT_MIN_MR 8
@@ -585,7 +585,7 @@ typedef struct FM_FN(fm_gemm_ctx) {
     int zsplit; /* and try each such sliver as two half-height tiles (fm_gemm_zero_mode) */
     char *pws; /* the panel path's workspace: p_bytes per thread */
     size_t p_bytes;
-    const T *bt; /* the split path's B^T of the columns past the first vector */
+    const T *bt; /* the vecdot path's B^T of the columns past the first vector */
     int64_t ldt;
 } FM_FN(fm_gemm_ctx);
 
@@ -601,11 +601,12 @@ static int64_t FM_FN(fm_gemm_scan_halves)(const KERNEL *K, int mr, int64_t kc, c
 }
 
 /* How the blocked path treats zero columns of A slivers, from the slivers at 1/4, 1/2 and 3/4 of
- * m, first k block: FM_GEMM_ZERO_DENSE when none of them would skip any k (dense inputs and
- * hidden activations: their scans then cost 2-5% of a product and find nothing), else
- * FM_GEMM_ZERO_SKIP, or FM_GEMM_ZERO_SPLIT when splitting slivers in two also pays. Decided once
- * per call from the data, the same for every thread; where splitting does not pay (MNIST rows:
- * 14 samples 52% non-zero, 7 samples 45%) the halves' scans would cost 10%. */
+ * m (or the only one), first k block: FM_GEMM_ZERO_DENSE when none of them would skip any k
+ * (dense inputs and hidden activations: their scans then cost 2-5% of a product and find
+ * nothing), else FM_GEMM_ZERO_SKIP, or FM_GEMM_ZERO_SPLIT when splitting slivers in two also
+ * pays. Decided once per call from the data, the same for every thread; where splitting does
+ * not pay (MNIST rows: 14 samples 52% non-zero, 7 samples 45%) the halves' scans would cost
+ * 10%. */
 static int FM_FN(fm_gemm_zero_mode)(const KERNEL *K, int64_t m, int64_t kc, const T *a,
                                     int64_t rsa, int64_t csa) {
     int32_t kidx[FM_GEMM_KC_MAX], kidx_h[2][FM_GEMM_KC_MAX];
@@ -759,7 +760,8 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                     fm_gemm_halves_pay_(
                         FM_FN(fm_gemm_scan_halves)(K, mr, kc, as, rs, cs, kidx_h, nk_h), nk))
                     half = (mr + 1) / 2;
-                step = (!x->packb && mr <= 4 && K->nr_small[mr]) ? FM_MIN(K->nr_small[mr], JW) : NR;
+                step = (!x->packb && mr <= 4 && K->nr_small[mr]) ? FM_MIN(K->nr_small[mr], JW)
+                                                                  : NR;
                 /* the next task's sliver of A^T, when its stride crosses a page every k or
                  * two (X^T of a first layer, in L3: the hardware prefetchers stop at page
                  * boundaries), is fetched into L2 a slice of its k per tile while this sliver
@@ -996,8 +998,8 @@ static void FM_FN(fm_gemm_body_dot)(const FM_FN(fm_gemm_ctx) * x, int tid, int n
     }
 }
 
-/* Split path (kernel.split): blocks of 8 rows, spread over threads. */
-static void FM_FN(fm_gemm_body_split)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
+/* Vecdot path (kernel.vecdot): blocks of 8 rows, spread over threads. */
+static void FM_FN(fm_gemm_body_vecdot)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
     const int64_t vl = x->K->nr / 2, n_blocks = (x->m + 7) / 8;
     int64_t lo, hi, blk;
     FM_FN(fm_gemm_share)(n_blocks, tid, nt, &lo, &hi);
@@ -1005,15 +1007,15 @@ static void FM_FN(fm_gemm_body_split)(const FM_FN(fm_gemm_ctx) * x, int tid, int
         const int64_t i0 = blk * 8;
         const int mr = (int)FM_MIN((int64_t)8, x->m - i0);
         T *ct = x->c + i0 * x->rsc;
-        x->K->split(mr, (int)(x->n - vl), x->k, x->a + i0 * x->rsa, x->rsa, x->b, x->rsb, x->bt,
+        x->K->vecdot(mr, (int)(x->n - vl), x->k, x->a + i0 * x->rsa, x->rsa, x->b, x->rsb, x->bt,
                     x->ldt, ct, x->rsc, x->csc, x->alpha, x->beta);
         if (x->epi) FM_FN(fm_gemm_epi_tile)(x->epi, i0, mr, 0, x->n, ct, x->rsc, x->csc);
     }
 }
 
 static void FM_FN(fm_gemm_body_of)(const FM_FN(fm_gemm_ctx) * x, int path, int tid, int nt) {
-    if (path == FM_GEMM_SPLIT)
-        FM_FN(fm_gemm_body_split)(x, tid, nt);
+    if (path == FM_GEMM_VECDOT)
+        FM_FN(fm_gemm_body_vecdot)(x, tid, nt);
     else if (path == FM_GEMM_DOT)
         FM_FN(fm_gemm_body_dot)(x, tid, nt);
     else if (path == FM_GEMM_PANELS)
@@ -1072,10 +1074,10 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
      * path, which uses every lane along k (with 4-row dot tiles, enough FMA chains). */
     memset(&x, 0, sizeof x);
     /* n = 10 doubles (Zen 4): 8 columns in place and only the last 2 transposed, both computed
-     * on the same A rows (kernel.split) */
-    const int split = !dot && K->split && csa == 1 && csb == 1 && n > K->nr / 2 &&
-                      n - K->nr / 2 <= 2 && k >= FM_GEMM_DOT_MIN_K && m >= FM_GEMM_SPLIT_MIN_M;
-    if (split || (!dot && K->dot_mr >= 4 && csa == 1 && n <= FM_GEMM_DOT_PACK_MAX_N &&
+     * on the same A rows (kernel.vecdot) */
+    const int vecdot = !dot && K->vecdot && csa == 1 && csb == 1 && n > K->nr / 2 &&
+                      n - K->nr / 2 <= 2 && k >= FM_GEMM_DOT_MIN_K && m >= FM_GEMM_VECDOT_MIN_M;
+    if (vecdot || (!dot && K->dot_mr >= 4 && csa == 1 && n <= FM_GEMM_DOT_PACK_MAX_N &&
                   n % (K->nr / 2) != 0 && k >= FM_GEMM_DOT_MIN_K &&
                   m >= (K->narrow_min_m ? K->narrow_min_m : FM_GEMM_DOT_PACK_MIN_M))) {
         const int64_t ldt = (int64_t)fm_gemm_round_up_((size_t)k, 16);
@@ -1090,7 +1092,7 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
         }
         base += (FM_GEMM_ALIGN - (uintptr_t)base % FM_GEMM_ALIGN) % FM_GEMM_ALIGN;
         bt = (T *)base;
-        if (split)
+        if (vecdot)
             K->transpose_b(n - K->nr / 2, k, b + K->nr / 2, rsb, bt, ldt);
         else if (csb == 1 && K->transpose_b)
             K->transpose_b(n, k, b, rsb, bt, ldt);
@@ -1099,13 +1101,13 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
                 for (j = 0; j < n; j++) bt[j * ldt + p] = b[p * rsb + j * csb];
         x.K = K;
         x.m = m, x.n = n, x.k = k;
-        x.a = a, x.b = split ? b : bt, x.c = c, x.bt = bt, x.ldt = ldt;
-        x.rsa = rsa, x.csa = 1, x.rsb = split ? rsb : 1, x.csb = split ? 1 : ldt;
+        x.a = a, x.b = vecdot ? b : bt, x.c = c, x.bt = bt, x.ldt = ldt;
+        x.rsa = rsa, x.csa = 1, x.rsb = vecdot ? rsb : 1, x.csb = vecdot ? 1 : ldt;
         x.rsc = rsc, x.csc = csc;
         x.alpha = alpha, x.beta = beta;
         x.epi = epilogue;
         FM_FN(fm_gemm_run)(&x, fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads),
-                           split ? FM_GEMM_SPLIT : FM_GEMM_DOT);
+                           vecdot ? FM_GEMM_VECDOT : FM_GEMM_DOT);
         free(mem);
         return FM_OK;
     }

@@ -718,12 +718,12 @@ static void FN(fm_avx512_dot)(int mr, int nr, int64_t k, const T *a, int64_t rsa
         FN(fm_avx512_d4x6)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
 }
 
-/* ---- split tiles (kernel.split): n = VL + nt columns, nt <= 2 ----
+/* ---- vecdot tiles (kernel.vecdot): n = VL + nt columns, nt <= 2 ----
  * MS rows: the first VL columns as MS accumulators of B rows times broadcast A elements, the
  * last nt as 2 * MS dot-product chains along k, both over the same A rows, loaded once from L2
  * (alone, the 2 dot columns read A at two FMAs per load: L2 bandwidth bound). Rows >= mr and a
  * missing second column are pointed at row / column 0 and never stored. */
-FM_AVX512_INLINE void FN(fm_avx512_split_tile)(const int MS, int mr, int nt, int64_t k,
+FM_AVX512_INLINE void FN(fm_avx512_vecdot_tile)(const int MS, int mr, int nt, int64_t k,
                                                const T *restrict a, int64_t rsa,
                                                const T *restrict b, int64_t rsb,
                                                const T *restrict bt, int64_t ldt, T *restrict c,
@@ -796,20 +796,20 @@ FM_AVX512_INLINE void FN(fm_avx512_split_tile)(const int MS, int mr, int nt, int
     }
 }
 
-static FM_AVX512 void FN(fm_avx512_split8)(int mr, int nt, int64_t k, const T *a, int64_t rsa,
+static FM_AVX512 void FN(fm_avx512_vecdot8)(int mr, int nt, int64_t k, const T *a, int64_t rsa,
                                            const T *b, int64_t rsb, const T *bt, int64_t ldt,
                                            T *c, int64_t rsc, int64_t csc, T alpha, T beta) {
-    FN(fm_avx512_split_tile)(8, mr, nt, k, a, rsa, b, rsb, bt, ldt, c, rsc, csc, alpha, beta);
+    FN(fm_avx512_vecdot_tile)(8, mr, nt, k, a, rsa, b, rsb, bt, ldt, c, rsc, csc, alpha, beta);
 }
-static FM_AVX512 void FN(fm_avx512_split4)(int mr, int nt, int64_t k, const T *a, int64_t rsa,
+static FM_AVX512 void FN(fm_avx512_vecdot4)(int mr, int nt, int64_t k, const T *a, int64_t rsa,
                                            const T *b, int64_t rsb, const T *bt, int64_t ldt,
                                            T *c, int64_t rsc, int64_t csc, T alpha, T beta) {
-    FN(fm_avx512_split_tile)(4, mr, nt, k, a, rsa, b, rsb, bt, ldt, c, rsc, csc, alpha, beta);
+    FN(fm_avx512_vecdot_tile)(4, mr, nt, k, a, rsa, b, rsb, bt, ldt, c, rsc, csc, alpha, beta);
 }
-static void FN(fm_avx512_split)(int mr, int nt, int64_t k, const T *a, int64_t rsa, const T *b,
+static void FN(fm_avx512_vecdot)(int mr, int nt, int64_t k, const T *a, int64_t rsa, const T *b,
                                 int64_t rsb, const T *bt, int64_t ldt, T *c, int64_t rsc,
                                 int64_t csc, T alpha, T beta) {
-    (mr > 4 ? FN(fm_avx512_split8) : FN(fm_avx512_split4))(mr, nt, k, a, rsa, b, rsb, bt, ldt, c,
+    (mr > 4 ? FN(fm_avx512_vecdot8) : FN(fm_avx512_vecdot4))(mr, nt, k, a, rsa, b, rsb, bt, ldt, c,
                                                           rsc, csc, alpha, beta);
 }
 
@@ -962,19 +962,19 @@ static FM_AVX512 void FN(fm_avx512_nonzero_rows)(int mr, int64_t kc, const T *a,
  * nr_small: 4 rows take 4 vectors, B read 256 bytes of a row at a time, not 128 (batch 4,
  * 784 -> 256 units: float 1.27x, double 1.49x); dot_nr: 2 rows take 8 columns (2 x 256 x 256,
  * B by columns: 1.06-1.12x, with whole-line loads of misaligned B rows 1.13-1.33x). */
-#define FM_AVX512_KERNEL(narrow_min_m, packa_rows, split)                                          \
+#define FM_AVX512_KERNEL(narrow_min_m, packa_rows, vecdot)                                         \
     {"avx512", 14, 2 * VL, {0, 16 * VL, 8 * VL, 8 * VL, 4 * VL}, VL == 16 ? FM_AVX512_KC : 256,    \
      FM_AVX512_NC, 16 * VL, FN(fm_avx512_ukr), 4, {0, 48, 8, 4, 6}, FN(fm_avx512_dot),            \
      FN(fm_avx512_packbt), FN(fm_avx512_ukr_idx), FN(fm_avx512_nonzero_k), 0, 0, NULL,             \
      FN(fm_avx512_packa), NULL, NULL, NULL, narrow_min_m, packa_rows, FN(fm_avx512_transpose_b),  \
-     FN(fm_avx512_nonzero_rows), {49, 38}, split}
+     FN(fm_avx512_nonzero_rows), {49, 38}, vecdot}
 const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = FM_AVX512_KERNEL(0, NULL, NULL);
 /* Zen 4 runs a 512-bit FMA as two 256-bit halves, so the idle lanes of a 10-column tile cost
  * their full share: the narrow path wins from 32 rows (32 x 10 x 256 double: 0.79x -> 0.94x
  * OpenBLAS; 64 rows: 0.73x -> 0.96x; float 64 rows 1.03x -> 1.16x), on Sapphire Rapids only
  * from 128. Packing row-major A (gemm.c) was measured on Zen 4 only. */
 const FN(fm_gemm_kernel) FN(fm_gemm_avx512_zen4) =
-    FM_AVX512_KERNEL(32, FN(fm_avx512_packa_rows), VL == 8 ? FN(fm_avx512_split) : NULL);
+    FM_AVX512_KERNEL(32, FN(fm_avx512_packa_rows), VL == 8 ? FN(fm_avx512_vecdot) : NULL);
 #undef FM_AVX512_KERNEL
 
 #undef FN_

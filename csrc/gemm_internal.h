@@ -115,9 +115,9 @@
          * doubles): the first nr / 2 from B by rows (csb == 1) in place, element by element  \
          * along k; the last nt as dot products with their B^T (bt[j * ldt + p]), on the same   \
          * A rows while they are in L1. Every lane of every FMA is used */                       \
-        void (*split)(int mr, int nt, int64_t k, const T *a, int64_t rsa, const T *b,            \
-                      int64_t rsb, const T *bt, int64_t ldt, T *c, int64_t rsc, int64_t csc,     \
-                      T alpha, T beta);                                                           \
+        void (*vecdot)(int mr, int nt, int64_t k, const T *a, int64_t rsa, const T *b,           \
+                       int64_t rsb, const T *bt, int64_t ldt, T *c, int64_t rsc, int64_t csc,    \
+                       T alpha, T beta);                                                          \
     } fm_gemm_kernel_##S;                                                                          \
     extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
     extern const fm_gemm_kernel_##S fm_gemm_avx2_##S;   /* only if FM_GEMM_X86 */                  \
