@@ -291,6 +291,32 @@ def test_gemm_vector_plus_two_columns(gemm_kernel, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_short_k(gemm_kernel, dtype):
+    # k of less than a cache line per row of A (a weight gradient at batch 1-15): blocks of 4
+    # rows across the whole width on AVX-512. Exact with integers, A and C in any layout, a
+    # last block of 1-3 rows, a last tile narrower than 4 vectors; bitwise for any thread count
+    rng = np.random.default_rng(43)
+    cases = list(itertools.product((4, 5, 6, 7, 9, 37), (64, 100, 257), (1, 2, 3, 7, 8, 15)))
+    for i, (m, n, k) in enumerate(cases):
+        la = ("c", "f", "rs", "cs")[i % 4]
+        a, _, _ = make(rng, (m, k), dtype, la, values=rng.integers(-8, 9, (m, k)).astype(dtype))
+        b, _, _ = make(rng, (k, n), dtype, ("c", "rs")[i % 2],
+                       values=rng.integers(-8, 9, (k, n)).astype(dtype))
+        assert_exact_gemm(rng, a, b, 1 + i % 2, (m, n, k, la))
+        run_gemm_case(rng, m, n, k, dtype, la, "c", ("c", "cs", "f")[i % 3], -0.7, 1.3)
+    m, n, k = 3001, 256, 7
+    assert_parallel(2.0 * m * n * k)
+    a = rand(rng, (k, m), dtype).T
+    b = rand(rng, (k, n), dtype)
+    outs = []
+    for nt in (1, 2, 3):
+        c = np.full((m, n), np.nan, dtype)
+        _core.gemm(a, b, c, 1.0, 0.0, nt)
+        outs.append(c)
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_zero_strides(gemm_kernel, dtype):
     """Broadcast operands (element stride 0) are legal strided matrices."""
     rng = np.random.default_rng(40)
@@ -864,6 +890,8 @@ def test_dense_forward_layouts_and_packed(dtype, gemm_kernel):
     # bias and pre-activation of every column
     for batch, n_out, name in ((37, 10, "relu"), (300, 9, "identity")):
         check_dense_forward(rng, batch, 256, n_out, dtype, name, None, extra=2)
+    # a few inputs (short k: 4-row tiles across the width), the last tile narrower
+    check_dense_forward(rng, 37, 5, 100, dtype, "relu", None, extra=2)
 
 
 def check_dense_backward(rng, batch, n_in, n_out, dtype, name, param, x_layout="c", extra=0,
