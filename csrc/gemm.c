@@ -1108,8 +1108,8 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     memset(&x, 0, sizeof x);
     /* n = 10 doubles (Zen 4): 8 columns in place and only the last 2 transposed, both computed
      * on the same A rows (kernel.vecdot) */
-    const int vecdot = !dot && K->vecdot && csa == 1 && csb == 1 && n > K->nr / 2 &&
-                      n - K->nr / 2 <= 2 && k >= FM_GEMM_DOT_MIN_K && m >= FM_GEMM_VECDOT_MIN_M;
+    const int vecdot = K->vecdot && csa == 1 && csb == 1 && n > K->nr / 2 &&
+                       n - K->nr / 2 <= 2 && k >= FM_GEMM_DOT_MIN_K && m >= FM_GEMM_VECDOT_MIN_M;
     if (vecdot || (!dot && K->dot_mr >= 4 && csa == 1 && n <= FM_GEMM_DOT_PACK_MAX_N &&
                   n % (K->nr / 2) != 0 && k >= FM_GEMM_DOT_MIN_K &&
                   m >= (K->narrow_min_m ? K->narrow_min_m : FM_GEMM_DOT_PACK_MIN_M))) {
@@ -1169,7 +1169,7 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
      * 14-row tiles: dW1 784 x 256 x 2 float 1.35x, x 4 1.12x, double 1.00-1.18x; 4096 x 64 x 2
      * 1.28x / 1.17x; training MNIST at batch 4 / 8: float +9% / +8%, double +14% at 4; at
      * 8-15 doubles it lost up to 10%) */
-    if (!dot && K->nr_small[4] && csb == 1 && k * (int64_t)sizeof(T) < 64 && m >= 4 &&
+    if (K->nr_small[4] && csb == 1 && k * (int64_t)sizeof(T) < 64 && m >= 4 &&
         n >= K->nr_small[4]) {
         FM_FN(fm_gemm_run)(&x, fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads),
                            FM_GEMM_SHORT_K);

@@ -555,6 +555,18 @@ static void FN(fm_avx512_ukr)(int mr, int nr, int64_t kc, const T *a, int64_t rs
     }
 }
 
+/* Four rows' sums of one column of C (a reduction down the rows), the first `rows` stored:
+ * c[i * rsc] = alpha * s[i] (+ beta * c[i * rsc]). */
+FM_AVX512_INLINE void FN(fm_avx512_store_col4)(R4 r, int rows, T *c, int64_t rsc, T alpha,
+                                               T beta) {
+    T s4[4];
+    R4_STORE(s4, r);
+    for (int i = 0; i < rows; i++) {
+        T *cp = c + i * rsc;
+        *cp = beta == 0 ? alpha * s4[i] : alpha * s4[i] + beta * *cp;
+    }
+}
+
 /* ---- dot-product tiles: A rows and B columns both contiguous along k (csa == 1, rsb == 1) ----
  * acc[i][j] sums A[i, p] * B[p, j] lane-wise over p (k tail masked), then one horizontal sum per
  * element in a fixed order. Rows >= mr and columns >= nr are pointed at row / column 0 (valid
@@ -647,14 +659,7 @@ FM_AVX512_INLINE void FN(fm_avx512_dot_tile)(const int MD, const int ND, int mr,
 #pragma GCC unroll 4
     for (int j = NROW; j < ND; j++) {
         const R4 r = FN(fm_avx512_reduce4)(acc[j], acc[ND + j], acc[2 * ND + j], acc[3 * ND + j]);
-        if (j < nr) {
-            T s4[4];
-            R4_STORE(s4, r);
-            for (int i = 0; i < mr; i++) {
-                T *cp = c + i * rsc + j * csc;
-                *cp = beta == 0 ? alpha * s4[i] : alpha * s4[i] + beta * *cp;
-            }
-        }
+        if (j < nr) FN(fm_avx512_store_col4)(r, mr, c + j * csc, rsc, alpha, beta);
     }
 #pragma GCC unroll 4
     for (int i = 0; i < MD; i++) {
@@ -784,15 +789,16 @@ FM_AVX512_INLINE void FN(fm_avx512_vecdot_tile)(const int MS, int mr, int nt, in
     }
     /* the dot columns reduced 4 rows at a time, down the rows (as the dot tiles do) */
 #pragma GCC unroll 2
-    for (int i0 = 0; i0 < MS; i0 += 4) {
-        T s[2][4];
-        R4_STORE(s[0], FN(fm_avx512_reduce4)(dot0[i0], dot0[i0 + 1], dot0[i0 + 2], dot0[i0 + 3]));
-        R4_STORE(s[1], FN(fm_avx512_reduce4)(dot1[i0], dot1[i0 + 1], dot1[i0 + 2], dot1[i0 + 3]));
-        for (int i = i0; i < i0 + 4 && i < mr; i++)
-            for (int j = 0; j < nt; j++) {
-                T *cp = c + i * rsc + (VL + j) * csc;
-                *cp = beta == 0 ? alpha * s[j][i - i0] : alpha * s[j][i - i0] + beta * *cp;
-            }
+    for (int i0 = 0; i0 < MS && i0 < mr; i0 += 4) {
+        const int rows = mr - i0 < 4 ? mr - i0 : 4;
+        T *ci = c + i0 * rsc + VL * csc;
+        FN(fm_avx512_store_col4)(
+            FN(fm_avx512_reduce4)(dot0[i0], dot0[i0 + 1], dot0[i0 + 2], dot0[i0 + 3]), rows, ci,
+            rsc, alpha, beta);
+        if (nt > 1)
+            FN(fm_avx512_store_col4)(
+                FN(fm_avx512_reduce4)(dot1[i0], dot1[i0 + 1], dot1[i0 + 2], dot1[i0 + 3]), rows,
+                ci + csc, rsc, alpha, beta);
     }
 }
 

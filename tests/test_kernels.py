@@ -294,7 +294,8 @@ def test_gemm_vector_plus_two_columns(gemm_kernel, dtype):
 def test_gemm_short_k(gemm_kernel, dtype):
     # k of less than a cache line per row of A (a weight gradient at batch 1-15): blocks of 4
     # rows across the whole width on AVX-512. Exact with integers, A and C in any layout, a
-    # last block of 1-3 rows, a last tile narrower than 4 vectors; bitwise for any thread count
+    # last block of 1-3 rows, a last tile narrower than 4 vectors (threads: see
+    # test_gemm_threads_bitwise)
     rng = np.random.default_rng(43)
     cases = list(itertools.product((4, 5, 6, 7, 9, 37), (64, 100, 257), (1, 2, 3, 7, 8, 15)))
     for i, (m, n, k) in enumerate(cases):
@@ -304,16 +305,6 @@ def test_gemm_short_k(gemm_kernel, dtype):
                        values=rng.integers(-8, 9, (k, n)).astype(dtype))
         assert_exact_gemm(rng, a, b, 1 + i % 2, (m, n, k, la))
         run_gemm_case(rng, m, n, k, dtype, la, "c", ("c", "cs", "f")[i % 3], -0.7, 1.3)
-    m, n, k = 3001, 256, 7
-    assert_parallel(2.0 * m * n * k)
-    a = rand(rng, (k, m), dtype).T
-    b = rand(rng, (k, n), dtype)
-    outs = []
-    for nt in (1, 2, 3):
-        c = np.full((m, n), np.nan, dtype)
-        _core.gemm(a, b, c, 1.0, 0.0, nt)
-        outs.append(c)
-    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -368,7 +359,8 @@ def test_gemm_threads_bitwise(gemm_kernel, dtype):
                                     ((3, 1000, 300), ("rs", "c", "c")),
                                     ((1, 4000, 300), ("c", "f", "c")),      # dot path, one row
                                     ((13, 700, 200), ("c", "f", "c")),      # dot path, 4-row tiles
-                                    ((300, 10, 200), ("c", "c", "c"))]:     # narrow path
+                                    ((300, 10, 200), ("c", "c", "c")),      # narrow / vecdot
+                                    ((3001, 256, 7), ("f", "c", "c"))]:     # short k
         assert_parallel(2.0 * m * n * k)
         a, _, _ = make(rng, (m, k), dtype, la)
         b, _, _ = make(rng, (k, n), dtype, lb)
