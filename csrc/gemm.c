@@ -152,9 +152,23 @@ enum {
 /* ... when two half-height tiles over the halves' own non-zero k do a fifth fewer FMAs than
  * both halves over the whole sliver's nk */
 static int fm_gemm_halves_pay_(int64_t halves_nk, int64_t nk) { return 5 * halves_nk < 8 * nk; }
+/* ... and slivers of 4 rows in the 4-row wide tiles (B in place), when their FMAs weighted 1.2
+ * against a whole sliver's (or 1.2 / 1.25 against halves') are fewer: an MNIST batch is 52%
+ * non-zero across 14 samples, 39% across 4. Fitted on a Zen 4 core to X W1 with columns zero at
+ * random rates (256 and 32 rows, float and double): a 4-row tile's FMA cost 1.0-1.28 times a
+ * 14-row tile's, 1.15 on average, and 4-row slivers ran as fast as halves or faster in 23 of 24
+ * cases. */
+static int fm_gemm_quarters_pay_(int64_t quarters_nk, int64_t halves_nk, int64_t nk) {
+    return 48 * quarters_nk < (fm_gemm_halves_pay_(halves_nk, nk) ? 75 * halves_nk : 120 * nk);
+}
 
 /* what the blocked path does with zero columns of A slivers (fm_gemm_zero_mode) */
-enum { FM_GEMM_ZERO_DENSE = 0, FM_GEMM_ZERO_SKIP = 1, FM_GEMM_ZERO_SPLIT = 2 };
+enum {
+    FM_GEMM_ZERO_DENSE = 0,
+    FM_GEMM_ZERO_SKIP = 1,
+    FM_GEMM_ZERO_SPLIT = 2,
+    FM_GEMM_ZERO_QUARTERS = 3 /* slivers of 4 rows instead of K->mr */
+};
 /* The first row of the sliver a probe of A looks at, q quarters into its m rows (q = 1, 2, 3). */
 static int64_t fm_gemm_probe_row_(int64_t m, int mr, int q) {
     return FM_MIN(m * q / 4 / mr * mr, m - mr);
@@ -379,13 +393,18 @@ static int64_t FM_FN(fm_gemm_nonzero_k)(int mr, int64_t kc, const T *restrict a,
     return nk;
 }
 
-/* The zero scan of one sliver, with the kernel's SIMD scan where it has one for these strides:
- * skipping pays once at least an eighth of the k are zero columns. */
-static int64_t FM_FN(fm_gemm_scan)(const KERNEL *K, int mr, int64_t kc, const T *a, int64_t rsa,
-                                   int64_t csa, int32_t *kidx) {
-    const int64_t max_nk = kc - kc / 8;
+/* The zero scan of one sliver, with the kernel's SIMD scan where it has one for these strides
+ * (fm_gemm_nonzero_k: kc once more than max_nk k are not zero) */
+static int64_t FM_FN(fm_gemm_scan_upto)(const KERNEL *K, int mr, int64_t kc, const T *a,
+                                        int64_t rsa, int64_t csa, int64_t max_nk, int32_t *kidx) {
     const int64_t nk = K->nonzero_k ? K->nonzero_k(mr, kc, a, rsa, csa, max_nk, kidx) : -1;
     return nk < 0 ? FM_FN(fm_gemm_nonzero_k)(mr, kc, a, rsa, csa, max_nk, kidx) : nk;
+}
+
+/* ... where skipping pays: once at least an eighth of the k are zero columns */
+static int64_t FM_FN(fm_gemm_scan)(const KERNEL *K, int mr, int64_t kc, const T *a, int64_t rsa,
+                                   int64_t csa, int32_t *kidx) {
+    return FM_FN(fm_gemm_scan_upto)(K, mr, kc, a, rsa, csa, kc - kc / 8, kidx);
 }
 
 /* B micro-panel k [0, kc) x columns [0, nr) into bp[p*NR + j], zero-padded to NR columns. */
@@ -592,6 +611,7 @@ typedef struct FM_FN(fm_gemm_ctx) {
     int packa, packb;
     int zskip; /* look for k where an A sliver is all zero and skip them */
     int zsplit; /* and try each such sliver as two half-height tiles (fm_gemm_zero_mode) */
+    int zquarters; /* or use slivers of 4 rows, B in place (fm_gemm_zero_mode) */
     char *pws; /* the panel path's workspace: p_bytes per thread */
     size_t p_bytes;
     const T *bt; /* the vecdot path's B^T of the columns past the first vector */
@@ -612,31 +632,45 @@ static int64_t FM_FN(fm_gemm_scan_halves)(const KERNEL *K, int mr, int64_t kc, c
 /* How the blocked path treats zero columns of A slivers, from the slivers at 1/4, 1/2 and 3/4 of
  * m (or the only one), first k block: FM_GEMM_ZERO_DENSE when none of them would skip any k
  * (dense inputs and hidden activations: their scans then cost 2-5% of a product and find
- * nothing), else FM_GEMM_ZERO_SKIP, or FM_GEMM_ZERO_SPLIT when splitting slivers in two also
- * pays. Decided once per call from the data, the same for every thread; where splitting does
- * not pay (MNIST rows: 14 samples 52% non-zero, 7 samples 45%) the halves' scans would cost
- * 10%. */
+ * nothing), else FM_GEMM_ZERO_SKIP, FM_GEMM_ZERO_SPLIT when splitting slivers in two also pays,
+ * or FM_GEMM_ZERO_QUARTERS when slivers of 4 rows pay more (kernels with 4-row wide tiles, B by
+ * rows: quarters_ok). Decided once per call from the data, the same for every thread; where
+ * splitting does not pay (MNIST rows: 14 samples 52% non-zero, 7 samples 45%) the halves' scans
+ * would cost 10%. */
 static int FM_FN(fm_gemm_zero_mode)(const KERNEL *K, int64_t m, int64_t kc, const T *a,
-                                    int64_t rsa, int64_t csa) {
+                                    int64_t rsa, int64_t csa, int quarters_ok) {
     int32_t kidx[FM_GEMM_KC_MAX], kidx_h[2][FM_GEMM_KC_MAX];
-    int64_t whole = 0, halves = 0, nk_h[2];
+    int64_t whole = 0, halves = 0, quarters = 0, nk_h[2];
     const int mr = K->mr;
-    int q, sparse = 0;
+    const int by4 = quarters_ok && K->nr_small[4] && mr >= 12;
+    const int split_ok = mr >= FM_GEMM_SPLIT_MIN_MR;
+    int q, sparse = 0, whole_sparse = 0;
     /* one sliver (a swapped output-layer product: 10 rows): each column chunk would scan it */
     if (m < mr)
         return FM_FN(fm_gemm_scan)(K, (int)m, kc, a, rsa, csa, kidx) == kc ? FM_GEMM_ZERO_DENSE
                                                                           : FM_GEMM_ZERO_SKIP;
     for (q = 1; q <= 3; q++) {
         const T *as = a + fm_gemm_probe_row_(m, mr, q) * rsa;
-        const int64_t nk = FM_FN(fm_gemm_scan)(K, mr, kc, as, rsa, csa, kidx);
-        if (nk == kc) continue;
+        /* a sliver too dense to skip as a whole (MNIST pixels across 256 samples: 14 pixels
+         * 80-90% non-zero) may have quarters that are not (4 pixels: 25-35%); none are looked
+         * at when not one of its first k is a zero column (hidden activations) */
+        const int64_t nk_any = FM_FN(fm_gemm_scan_upto)(K, mr, kc, as, rsa, csa, kc - 1, kidx);
+        const int64_t nk = nk_any > kc - kc / 8 ? kc : nk_any;
+        int64_t nk_q = 3 * kc; /* rows [0, 12) of the sliver as 3 slivers of 4 */
+        if (by4 && nk_any < kc)
+            for (int r = nk_q = 0; r < 12; r += 4)
+                nk_q += FM_FN(fm_gemm_scan)(K, 4, kc, as + r * rsa, rsa, csa, kidx);
+        if (nk == kc && nk_q == 3 * kc) continue;
         sparse = 1;
-        if (mr < FM_GEMM_SPLIT_MIN_MR) continue;
+        whole_sparse |= nk < kc;
         whole += nk;
-        halves += FM_FN(fm_gemm_scan_halves)(K, mr, kc, as, rsa, csa, kidx_h, nk_h);
+        quarters += nk_q;
+        if (split_ok) halves += FM_FN(fm_gemm_scan_halves)(K, mr, kc, as, rsa, csa, kidx_h, nk_h);
     }
     if (!sparse) return FM_GEMM_ZERO_DENSE;
-    return fm_gemm_halves_pay_(halves, whole) ? FM_GEMM_ZERO_SPLIT : FM_GEMM_ZERO_SKIP;
+    if (by4 && fm_gemm_quarters_pay_(quarters, halves, whole)) return FM_GEMM_ZERO_QUARTERS;
+    if (!whole_sparse) return FM_GEMM_ZERO_DENSE;
+    return split_ok && fm_gemm_halves_pay_(halves, whole) ? FM_GEMM_ZERO_SPLIT : FM_GEMM_ZERO_SKIP;
 }
 
 /* Whether the row path (fm_gemm_body_rows) pays for this A, stored by columns: on the slivers
@@ -686,6 +720,13 @@ int FM_FN(fm_gemm_takes_rows)(int64_t m, int64_t n, int64_t k, const T *a, int64
     return FM_FN(fm_gemm_rows_path)(FM_FN(fm_gemm_kernel_select)(), m, n, k, a, rsa, csa, csb);
 }
 
+int FM_FN(fm_gemm_zero_mode_of)(int64_t m, int64_t k, const T *a, int64_t rsa, int64_t csa,
+                                int64_t csb) {
+    const KERNEL *K = FM_FN(fm_gemm_kernel_select)();
+    if (m < 1 || k < 1 || !K->ukr_idx) return FM_GEMM_ZERO_DENSE;
+    return FM_FN(fm_gemm_zero_mode)(K, m, fm_gemm_kblock_(k, K->kc), a, rsa, csa, csb == 1);
+}
+
 /* Static share [*lo, *hi) of n items for thread tid of nt. Which thread computes a tile never
  * changes the operations that compute it. */
 static void FM_FN(fm_gemm_share)(int64_t n, int tid, int nt, int64_t *lo, int64_t *hi) {
@@ -697,7 +738,7 @@ static void FM_FN(fm_gemm_share)(int64_t n, int tid, int nt, int64_t *lo, int64_
 static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
     const KERNEL *K = x->K;
     const int64_t m = x->m, n = x->n, k = x->k, kcb = x->kcb;
-    const int MR = K->mr, NR = K->nr;
+    const int MR = x->zquarters ? 4 : K->mr, NR = K->nr;
     /* column chunks: half width for few rows (more tasks to share among threads), at least as
      * wide as the widest tile for one to three rows with B in place */
     const int jw = m < 128 ? K->jw / 2 : K->jw;
@@ -1201,9 +1242,14 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     /* the zero scan costs about one load per k of a sliver; n >= 2 tiles amortize it */
     x.zskip = !dot && K->ukr_idx && k >= 16 && n >= 2 * K->nr;
     if (x.zskip) { /* x.zsplit stays 0 otherwise (x was zeroed) */
-        const int mode = FM_FN(fm_gemm_zero_mode)(K, m, fm_gemm_kblock_(k, K->kc), a, rsa, csa);
+        const int mode =
+            FM_FN(fm_gemm_zero_mode)(K, m, fm_gemm_kblock_(k, K->kc), a, rsa, csa, csb == 1);
         x.zskip = mode != FM_GEMM_ZERO_DENSE;
         x.zsplit = mode == FM_GEMM_ZERO_SPLIT;
+        x.zquarters = mode == FM_GEMM_ZERO_QUARTERS;
+        /* the 4-row tiles read B in place, at any m: MNIST X W1 at batch 1024 ran 1.28x faster
+         * than 14-row slivers over packed B */
+        if (x.zquarters) x.packb = 0;
     }
     need = FM_FN(fm_gemm_plan_make)(&pl, K, m, n, k, x.packb || panels, n_threads);
     x.kcb = pl.kcb;

@@ -127,7 +127,11 @@
     const fm_gemm_kernel_##S *fm_gemm_kernel_select_##S(void);                                     \
     /* Testing hook: 1 if fm_gemm_*_S (no epilogue) takes the row path for these operands. */     \
     int fm_gemm_takes_rows_##S(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,          \
-                               int64_t csa, int64_t csb);
+                               int64_t csa, int64_t csb);                                          \
+    /* Testing hook: how the blocked path treats zero columns of this A (B's column stride csb): \
+     * 0 dense, 1 skipped, 2 in half slivers, 3 in slivers of 4 rows. */                          \
+    int fm_gemm_zero_mode_of_##S(int64_t m, int64_t k, const T *a, int64_t rsa, int64_t csa,       \
+                                 int64_t csb);
 
 FM_GEMM_DECLARE_KERNEL(float, f32)
 FM_GEMM_DECLARE_KERNEL(double, f64)

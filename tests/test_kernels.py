@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference as ref
-from gemm_paths import takes_rows
+from gemm_paths import takes_rows, zero_mode
 from fastmlp import _core
 from fastmlp.losses import get_loss
 
@@ -480,33 +480,69 @@ def test_gemm_zero_skipping_decided_from_probed_slivers(gemm_kernel, dtype):
                                   ).astype(dtype)), rows
 
 
+def block_sparse(rng, m, k, dtype):
+    """Integer A whose rows come in blocks of about 4 (at random edges), each block with its own
+    zero columns (70% of k), as pixels of an image across a batch: slivers of 4 or 7 rows then
+    have far fewer non-zero k than slivers of 14."""
+    edges = [0] + sorted(rng.choice(np.arange(1, m), size=m // 4, replace=False)) + [m]
+    vals = rng.integers(-4, 5, (m, k)).astype(dtype)
+    for r0, r1 in zip(edges[:-1], edges[1:]):
+        vals[r0:r1, rng.random(k) < 0.7] = 0
+    return vals
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_gemm_zero_skipping_split_slivers(gemm_kernel, dtype):
-    """Rows whose zero columns differ from block to block of a few rows (pixels of an image
-    across a batch): slivers of 8+ rows are then run as two halves, each over its own non-zero
-    k. Exact with integer data, for A by rows and by columns and beta 0 / 1, and bitwise the
-    same for any thread count with real values."""
+def test_gemm_zero_skipping_halves_and_quarters(gemm_kernel, dtype):
+    """Block-sparse rows (block_sparse): with B by rows, kernels with 4-row wide tiles (AVX-512)
+    run slivers of 4 rows, each over its own non-zero k; with B by columns (packed) they split
+    14-row slivers in two halves; kernels with short slivers skip the zero columns of whole
+    slivers. Exact with integer data, A by rows and by columns (in place or packed), beta 0 / 1,
+    across 4-row, tile and k-block edges; bitwise the same for any thread count with real
+    values."""
     rng = np.random.default_rng(52)
-    for i, (m, n, k) in enumerate([(57, 64, 385), (70, 257, 100), (1001, 96, 800),
-                                   (300, 256, 1024)]):
-        rows = [0] + sorted(rng.choice(np.arange(1, m), size=m // 4, replace=False)) + [m]
-        vals = rng.integers(-4, 5, (m, k)).astype(dtype)
-        for r0, r1 in zip(rows[:-1], rows[1:]):  # each block of rows: its own zero columns
-            vals[r0:r1, rng.random(k) < 0.7] = 0
-        for la in ("c", "f"):
-            a, _, _ = make(rng, (m, k), dtype, la, values=vals)
-            b = rng.integers(-8, 9, (k, n)).astype(dtype)
-            assert_exact_gemm(rng, a, b, 1 + i % 2, (m, n, k, la))
-        a2 = vals * rng.uniform(0.1, 1.0, (m, k)).astype(dtype)
-        b2 = rand(rng, (k, n), dtype)
-        outs = []
-        for nt in (1, 2, 3):
-            c2 = np.empty((m, n), dtype)
-            _core.gemm(np.asfortranarray(a2) if i % 2 else a2, b2, c2, 1.0, 0.0, nt)
-            outs.append(c2)
-        assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
-        assert_near(outs[0], ref.gemm(a2, b2, None), ref.gemm_error_scale(a2, b2, None), dtype,
-                    "split slivers", 2.0)
+    shapes = [(18, 100, 200), (31, 65, 130), (57, 64, 385), (70, 257, 100), (1001, 96, 800),
+              (300, 256, 1024)]
+    for i, (m, n, k) in enumerate(shapes):
+        vals = block_sparse(rng, m, k, dtype)
+        for lb in ("c", "f"):
+            mode = {"avx512": "quarters" if lb == "c" else "halves"}.get(gemm_kernel, "skip")
+            b_vals = rng.integers(-8, 9, (k, n)).astype(dtype)
+            for la in ("c", "f"):
+                if la == lb == "f" and m > n:
+                    continue  # computed as C^T = B^T A^T, B^T dense
+                a, _, _ = make(rng, (m, k), dtype, la, values=vals)
+                b, _, _ = make(rng, (k, n), dtype, lb, values=b_vals)
+                assert zero_mode(a, b) == mode, (m, n, k, la, lb)
+                assert_exact_gemm(rng, a, b, 1 + i % 2, (m, n, k, la, lb))
+            a2 = vals * rng.uniform(0.1, 1.0, (m, k)).astype(dtype)
+            b2, _, _ = make(rng, (k, n), dtype, lb, values=rand(rng, (k, n), dtype))
+            outs = []
+            for nt in (1, 2, 3):
+                c2 = np.empty((m, n), dtype)
+                _core.gemm(np.asfortranarray(a2) if i % 2 else a2, b2, c2, 1.0, 0.0, nt)
+                outs.append(c2)
+            assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+            assert_near(outs[0], ref.gemm(a2, b2, None), ref.gemm_error_scale(a2, b2, None),
+                        dtype, "sliver halves / quarters", 2.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_forward_block_sparse_input(gemm_kernel, dtype):
+    """The fused bias and ReLU on the tiles of 4-row slivers (a first layer's sparse inputs):
+    exact with integer data."""
+    rng = np.random.default_rng(54)
+    for batch, n_in, n_out in ((31, 200, 130), (300, 784, 256)):
+        x = block_sparse(rng, batch, n_in, dtype)
+        w = rng.integers(-8, 9, (n_in, n_out)).astype(dtype)
+        b = rng.integers(-50, 51, n_out).astype(dtype)
+        if gemm_kernel == "avx512":
+            assert zero_mode(x, w) == "quarters"
+        z = np.full((batch, n_out), np.nan, dtype)
+        y = np.full((batch, n_out), np.nan, dtype)
+        _core.dense_forward(x, w, b, z, y, ACT["relu"])
+        want = x.astype(np.int64) @ w.astype(np.int64) + b.astype(np.int64)
+        assert np.array_equal(z, want.astype(dtype)), batch
+        assert np.array_equal(y, np.maximum(want, 0).astype(dtype)), batch
 
 
 def pixel_major(rng, batch, pixels, dtype, density=0.2):
