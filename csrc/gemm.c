@@ -152,15 +152,14 @@ enum {
 /* ... when two half-height tiles over the halves' own non-zero k do a fifth fewer FMAs than
  * both halves over the whole sliver's nk */
 static int fm_gemm_halves_pay_(int64_t halves_nk, int64_t nk) { return 5 * halves_nk < 8 * nk; }
-/* ... and slivers of 4 rows in the 4-row wide tiles (B in place), when their FMAs weighted 1.2
- * against a whole sliver's (or 1.2 / 1.25 against halves') are fewer: an MNIST batch is 52%
- * non-zero across 14 samples, 39% across 4. Fitted on a Zen 4 core to X W1 with columns zero at
- * random rates (256 and 32 rows, float and double): a 4-row tile's FMA cost 1.0-1.28 times a
- * 14-row tile's, 1.15 on average, and 4-row slivers ran as fast as halves or faster in 23 of 24
- * cases. */
-static int fm_gemm_quarters_pay_(int64_t quarters_nk, int64_t halves_nk, int64_t nk) {
-    return 48 * quarters_nk < (fm_gemm_halves_pay_(halves_nk, nk) ? 75 * halves_nk : 120 * nk);
-}
+/* ... or, for kernels with 4-row wide tiles, slivers of 4 rows (B in place) when their FMAs,
+ * weighted 1.2, are fewer than a whole sliver's: an MNIST batch is 52% non-zero across 14
+ * samples, 39% across 4. Fitted on a Zen 4 core to X W1 with columns zero at random rates (256
+ * and 32 rows, float and double): a 4-row tile's FMA cost 1.0-1.28 times a 14-row tile's, 1.15
+ * on average, and 4-row slivers ran as fast as halves or faster in 23 of 24 cases (4 rows are
+ * never less sparse than the 7 they are part of, so halves are not tried then). q_nk: the k of 3
+ * slivers of 4 rows, nk: of one sliver of 12 or more. */
+static int fm_gemm_quarters_pay_(int64_t q_nk, int64_t nk) { return 2 * q_nk < 5 * nk; }
 
 /* what the blocked path does with zero columns of A slivers (fm_gemm_zero_mode) */
 enum {
@@ -632,9 +631,9 @@ static int64_t FM_FN(fm_gemm_scan_halves)(const KERNEL *K, int mr, int64_t kc, c
 /* How the blocked path treats zero columns of A slivers, from the slivers at 1/4, 1/2 and 3/4 of
  * m (or the only one), first k block: FM_GEMM_ZERO_DENSE when none of them would skip any k
  * (dense inputs and hidden activations: their scans then cost 2-5% of a product and find
- * nothing), else FM_GEMM_ZERO_SKIP, FM_GEMM_ZERO_SPLIT when splitting slivers in two also pays,
- * or FM_GEMM_ZERO_QUARTERS when slivers of 4 rows pay more (kernels with 4-row wide tiles, B by
- * rows: quarters_ok). Decided once per call from the data, the same for every thread; where
+ * nothing), else FM_GEMM_ZERO_SKIP, or FM_GEMM_ZERO_SPLIT when splitting slivers in two also
+ * pays; kernels with 4-row wide tiles (B by rows: quarters_ok) try FM_GEMM_ZERO_QUARTERS instead
+ * of halves. Decided once per call from the data, the same for every thread; where
  * splitting does not pay (MNIST rows: 14 samples 52% non-zero, 7 samples 45%) the halves' scans
  * would cost 10%. */
 static int FM_FN(fm_gemm_zero_mode)(const KERNEL *K, int64_t m, int64_t kc, const T *a,
@@ -645,12 +644,16 @@ static int FM_FN(fm_gemm_zero_mode)(const KERNEL *K, int64_t m, int64_t kc, cons
     const int by4 = quarters_ok && K->nr_small[4] && mr >= 12;
     const int split_ok = mr >= FM_GEMM_SPLIT_MIN_MR;
     int q, sparse = 0, whole_sparse = 0;
+    int64_t prev = -1;
     /* one sliver (a swapped output-layer product: 10 rows): each column chunk would scan it */
     if (m < mr)
         return FM_FN(fm_gemm_scan)(K, (int)m, kc, a, rsa, csa, kidx) == kc ? FM_GEMM_ZERO_DENSE
                                                                           : FM_GEMM_ZERO_SKIP;
     for (q = 1; q <= 3; q++) {
-        const T *as = a + fm_gemm_probe_row_(m, mr, q) * rsa;
+        const int64_t r0 = fm_gemm_probe_row_(m, mr, q);
+        if (r0 == prev) continue; /* few rows: the same sliver again */
+        prev = r0;
+        const T *as = a + r0 * rsa;
         /* a sliver too dense to skip as a whole (MNIST pixels across 256 samples: 14 pixels
          * 80-90% non-zero) may have quarters that are not (4 pixels: 25-35%); none are looked
          * at when not one of its first k is a zero column (hidden activations) */
@@ -665,12 +668,14 @@ static int FM_FN(fm_gemm_zero_mode)(const KERNEL *K, int64_t m, int64_t kc, cons
         whole_sparse |= nk < kc;
         whole += nk;
         quarters += nk_q;
-        if (split_ok) halves += FM_FN(fm_gemm_scan_halves)(K, mr, kc, as, rsa, csa, kidx_h, nk_h);
+        if (split_ok && !by4)
+            halves += FM_FN(fm_gemm_scan_halves)(K, mr, kc, as, rsa, csa, kidx_h, nk_h);
     }
     if (!sparse) return FM_GEMM_ZERO_DENSE;
-    if (by4 && fm_gemm_quarters_pay_(quarters, halves, whole)) return FM_GEMM_ZERO_QUARTERS;
+    if (by4 && fm_gemm_quarters_pay_(quarters, whole)) return FM_GEMM_ZERO_QUARTERS;
     if (!whole_sparse) return FM_GEMM_ZERO_DENSE;
-    return split_ok && fm_gemm_halves_pay_(halves, whole) ? FM_GEMM_ZERO_SPLIT : FM_GEMM_ZERO_SKIP;
+    return split_ok && !by4 && fm_gemm_halves_pay_(halves, whole) ? FM_GEMM_ZERO_SPLIT
+                                                                  : FM_GEMM_ZERO_SKIP;
 }
 
 /* Whether the row path (fm_gemm_body_rows) pays for this A, stored by columns: on the slivers
