@@ -497,8 +497,8 @@ def test_gemm_zero_skipping_halves_and_quarters(gemm_kernel, dtype):
     run slivers of 4 rows, each over its own non-zero k; with B by columns (packed) they split
     14-row slivers in two halves; kernels with short slivers skip the zero columns of whole
     slivers. Exact with integer data, A by rows and by columns (in place or packed), beta 0 / 1,
-    across 4-row, tile and k-block edges; bitwise the same for any thread count with real
-    values."""
+    across 4-row, tile and k-block edges; bitwise the same for any thread count and C by rows
+    or by columns with real values."""
     rng = np.random.default_rng(52)
     shapes = [(18, 100, 200), (31, 65, 130), (57, 64, 385), (70, 257, 100), (1001, 96, 800),
               (300, 256, 1024)]
@@ -517,11 +517,11 @@ def test_gemm_zero_skipping_halves_and_quarters(gemm_kernel, dtype):
             a2 = vals * rng.uniform(0.1, 1.0, (m, k)).astype(dtype)
             b2, _, _ = make(rng, (k, n), dtype, lb, values=rand(rng, (k, n), dtype))
             outs = []
-            for nt in (1, 2, 3):
-                c2 = np.empty((m, n), dtype)
+            for nt, order in ((1, "C"), (2, "C"), (3, "C"), (1, "F")):
+                c2 = np.empty((m, n), dtype, order=order)
                 _core.gemm(np.asfortranarray(a2) if i % 2 else a2, b2, c2, 1.0, 0.0, nt)
                 outs.append(c2)
-            assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+            assert all(np.array_equal(outs[0], o) for o in outs[1:]), (m, n, k, lb)
             assert_near(outs[0], ref.gemm(a2, b2, None), ref.gemm_error_scale(a2, b2, None),
                         dtype, "sliver halves / quarters", 2.0)
 
