@@ -1215,10 +1215,11 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     x.epi = epilogue;
     /* less than a cache line of k per row of A (AVX-512 on a Zen 4 core, interleaved, against
      * 14-row tiles: dW1 784 x 256 x 2 float 1.35x, x 4 1.12x, double 1.00-1.18x; 4096 x 64 x 2
-     * 1.28x / 1.17x; training MNIST at batch 4 / 8: float +9% / +8%, double +14% at 4; at
-     * 8-15 doubles it lost up to 10%) */
-    if (K->nr_small[4] && csb == 1 && k * (int64_t)sizeof(T) < 64 && m >= 4 &&
-        n >= K->nr_small[4]) {
+     * 1.28x / 1.17x; training MNIST at batch 4 / 8: float +9% / +8%, double +14% at 4), or up
+     * to kernel.short_k_max where A has no zeros to skip (below) */
+    const int short_k = K->nr_small[4] && csb == 1 && m >= 4 && n >= K->nr_small[4] &&
+                        k <= K->short_k_max;
+    if (short_k && k * (int64_t)sizeof(T) < 64) {
         FM_FN(fm_gemm_run)(&x, fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads),
                            FM_GEMM_SHORT_K);
         return FM_OK;
@@ -1257,6 +1258,11 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
         /* the 4-row tiles read B in place, at any m: MNIST X W1 at batch 1024 ran 1.28x faster
          * than 14-row slivers over packed B */
         if (x.zquarters) x.packb = 0;
+    }
+    if (short_k && !x.zskip) {
+        FM_FN(fm_gemm_run)(&x, fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads),
+                           FM_GEMM_SHORT_K);
+        return FM_OK;
     }
     need = FM_FN(fm_gemm_plan_make)(&pl, K, m, n, k, x.packb || panels, n_threads);
     x.kcb = pl.kcb;

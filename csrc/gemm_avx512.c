@@ -968,19 +968,24 @@ static FM_AVX512 void FN(fm_avx512_nonzero_rows)(int mr, int64_t kc, const T *a,
  * nr_small: 4 rows take 4 vectors, B read 256 bytes of a row at a time, not 128 (batch 4,
  * 784 -> 256 units: float 1.27x, double 1.49x); dot_nr: 2 rows take 8 columns (2 x 256 x 256,
  * B by columns: 1.06-1.12x, with whole-line loads of misaligned B rows 1.13-1.33x). */
-#define FM_AVX512_KERNEL(narrow_min_m, packa_rows, vecdot)                                         \
+#define FM_AVX512_KERNEL(narrow_min_m, packa_rows, vecdot, short_k_max)                            \
     {"avx512", 14, 2 * VL, {0, 16 * VL, 8 * VL, 8 * VL, 4 * VL}, VL == 16 ? FM_AVX512_KC : 256,    \
      FM_AVX512_NC, 16 * VL, FN(fm_avx512_ukr), 4, {0, 48, 8, 4, 6}, FN(fm_avx512_dot),            \
      FN(fm_avx512_packbt), FN(fm_avx512_ukr_idx), FN(fm_avx512_nonzero_k), 0, 0, NULL,             \
      FN(fm_avx512_packa), NULL, NULL, NULL, narrow_min_m, packa_rows, FN(fm_avx512_transpose_b),  \
-     FN(fm_avx512_nonzero_rows), {49, 38}, vecdot}
-const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = FM_AVX512_KERNEL(0, NULL, NULL);
+     FN(fm_avx512_nonzero_rows), {49, 38}, vecdot, short_k_max}
+const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = FM_AVX512_KERNEL(0, NULL, NULL, 64 / (int)sizeof(T) - 1);
 /* Zen 4 runs a 512-bit FMA as two 256-bit halves, so the idle lanes of a 10-column tile cost
  * their full share: the narrow path wins from 32 rows (32 x 10 x 256 double: 0.79x -> 0.94x
  * OpenBLAS; 64 rows: 0.73x -> 0.96x; float 64 rows 1.03x -> 1.16x), on Sapphire Rapids only
- * from 128. Packing row-major A (gemm.c) was measured on Zen 4 only. */
+ * from 128. Packing row-major A (gemm.c) was measured on Zen 4 only. With one 512-bit FMA per
+ * cycle, 4-row wide tiles keep up with 14-row ones while writing C a few lines at a time: dense
+ * float products with k = 16-64 ran 1.01-1.51x faster in the short-k path (m 32-1024, n 64 and
+ * 256, A by rows or columns, the fused SGD update; interleaved); double k = 8-16 ranged
+ * 0.91-1.30x, so doubles keep the cache-line rule. */
 const FN(fm_gemm_kernel) FN(fm_gemm_avx512_zen4) =
-    FM_AVX512_KERNEL(32, FN(fm_avx512_packa_rows), VL == 8 ? FN(fm_avx512_vecdot) : NULL);
+    FM_AVX512_KERNEL(32, FN(fm_avx512_packa_rows), VL == 8 ? FN(fm_avx512_vecdot) : NULL,
+                     VL == 16 ? 64 : 7);
 #undef FM_AVX512_KERNEL
 
 #undef FN_

@@ -118,6 +118,9 @@
         void (*vecdot)(int mr, int nt, int64_t k, const T *a, int64_t rsa, const T *b,           \
                        int64_t rsb, const T *bt, int64_t ldt, T *c, int64_t rsc, int64_t csc,    \
                        T alpha, T beta);                                                          \
+        /* the short-k path (gemm.c: 4-row wide tiles across the width, B in place) for k up   \
+         * to this; from 64 bytes of k on, only where A has no zeros to skip (0: none) */      \
+        int short_k_max;                                                                           \
     } fm_gemm_kernel_##S;                                                                          \
     extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
     extern const fm_gemm_kernel_##S fm_gemm_avx2_##S;   /* only if FM_GEMM_X86 */                  \

@@ -292,12 +292,13 @@ def test_gemm_vector_plus_two_columns(gemm_kernel, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_short_k(gemm_kernel, dtype):
-    # k of less than a cache line per row of A (a weight gradient at batch 1-15): blocks of 4
-    # rows across the whole width on AVX-512. Exact with integers, A and C in any layout, a
-    # last block of 1-3 rows, a last tile narrower than 4 vectors (threads: see
-    # test_gemm_threads_bitwise)
+    # k of less than a cache line per row of A (a weight gradient at batch 1-15), and on Zen 4
+    # in float up to k = 64 with dense A: blocks of 4 rows across the whole width on AVX-512.
+    # Exact with integers, A and C in any layout, a last block of 1-3 rows, a last tile
+    # narrower than 4 vectors (threads: see test_gemm_threads_bitwise)
     rng = np.random.default_rng(43)
-    cases = list(itertools.product((4, 5, 6, 7, 9, 37), (64, 100, 257), (1, 2, 3, 7, 8, 15)))
+    cases = list(itertools.product((4, 5, 6, 7, 9, 37), (64, 100, 257),
+                                   (1, 2, 3, 7, 8, 15, 16, 33, 64, 65)))
     for i, (m, n, k) in enumerate(cases):
         la = ("c", "f", "rs", "cs")[i % 4]
         a, _, _ = make(rng, (m, k), dtype, la, values=rng.integers(-8, 9, (m, k)).astype(dtype))
@@ -360,7 +361,8 @@ def test_gemm_threads_bitwise(gemm_kernel, dtype):
                                     ((1, 4000, 300), ("c", "f", "c")),      # dot path, one row
                                     ((13, 700, 200), ("c", "f", "c")),      # dot path, 4-row tiles
                                     ((300, 10, 200), ("c", "c", "c")),      # narrow / vecdot
-                                    ((3001, 256, 7), ("f", "c", "c"))]:     # short k
+                                    ((3001, 256, 7), ("f", "c", "c")),      # short k
+                                    ((1001, 256, 48), ("c", "c", "cs"))]:   # float: Zen 4
         assert_parallel(2.0 * m * n * k)
         a, _, _ = make(rng, (m, k), dtype, la)
         b, _, _ = make(rng, (k, n), dtype, lb)
@@ -469,6 +471,14 @@ def test_gemm_zero_skipping_decided_from_probed_slivers(gemm_kernel, dtype):
             if skipped:
                 assert np.array_equal(c, (vals.astype(np.int64) @ np.nan_to_num(b).astype(np.int64)
                                           ).astype(dtype))
+    # a short k (48: the short-k path on Zen 4 in float when A is dense) still skips
+    sparse = sparse_ints(rng, 400, 48, dtype, zero_cols=0.5, zero_elems=0.0)
+    b = rng.integers(-8, 9, (48, 64)).astype(dtype)
+    b[int(np.flatnonzero(~sparse.any(0))[0])] = np.nan
+    c = np.zeros((400, 64), dtype)
+    _core.gemm(sparse, b, c, 1.0, 0.0)
+    assert np.array_equal(c, (sparse.astype(np.int64) @ np.nan_to_num(b).astype(np.int64)
+                              ).astype(dtype))
     # fewer rows than one sliver: that sliver is the probe
     for rows in (5, 13):
         sparse = sparse_ints(rng, rows, k, dtype, zero_cols=0.5, zero_elems=0.0)
@@ -500,8 +510,8 @@ def test_gemm_zero_skipping_halves_and_quarters(gemm_kernel, dtype):
     across 4-row, tile and k-block edges; bitwise the same for any thread count and C by rows
     or by columns with real values."""
     rng = np.random.default_rng(52)
-    shapes = [(18, 100, 200), (31, 65, 130), (57, 64, 385), (70, 257, 100), (1001, 96, 800),
-              (300, 256, 1024)]
+    shapes = [(18, 100, 200), (31, 65, 130), (40, 96, 48), (57, 64, 385), (70, 257, 100),
+              (1001, 96, 800), (300, 256, 1024)]
     for i, (m, n, k) in enumerate(shapes):
         vals = block_sparse(rng, m, k, dtype)
         for lb in ("c", "f"):
