@@ -928,8 +928,10 @@ def test_dense_forward_layouts_and_packed(dtype, gemm_kernel):
     # bias and pre-activation of every column
     for batch, n_out, name in ((37, 10, "relu"), (300, 9, "identity")):
         check_dense_forward(rng, batch, 256, n_out, dtype, name, None, extra=2)
-    # a few inputs (short k: 4-row tiles across the width), the last tile narrower
+    # a few inputs (short k: 4-row tiles across the width), the last tile narrower; and 48
+    # dense inputs (the same path in float on Zen 4)
     check_dense_forward(rng, 37, 5, 100, dtype, "relu", None, extra=2)
+    check_dense_forward(rng, 37, 48, 100, dtype, "relu", None, extra=2)
 
 
 def check_dense_backward(rng, batch, n_in, n_out, dtype, name, param, x_layout="c", extra=0,
