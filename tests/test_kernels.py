@@ -537,6 +537,30 @@ def test_gemm_zero_skipping_halves_and_quarters(gemm_kernel, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_zero_skipping_quarters_of_one_sliver(gemm_kernel, dtype):
+    """Fewer rows than one 14-row sliver (a batch of 6-13): with 4-row wide tiles and B by rows
+    its slivers of 4 rows each skip their own zero columns; 5 rows stay one sliver. Exact with
+    integer data, bitwise the same for 1 and 2 threads."""
+    rng = np.random.default_rng(55)
+    for i, (m, n, k) in enumerate(itertools.product((5, 6, 8, 11, 13), (64, 100), (48, 385))):
+        vals = rng.integers(-4, 5, (m, k)).astype(dtype)
+        for r0 in range(0, m, 4):  # blocks of 4 rows, each with its own zero columns
+            vals[r0:r0 + 4, rng.random(k) < 0.6] = 0
+        b = rng.integers(-8, 9, (k, n)).astype(dtype)
+        want = "quarters" if gemm_kernel == "avx512" and m >= 6 else "skip"
+        assert zero_mode(vals, b) == want, (m, n, k)
+        assert_exact_gemm(rng, vals, b, 1 + i % 2, (m, n, k))
+        a2 = vals * rng.uniform(0.1, 1.0, (m, k)).astype(dtype)
+        b2 = rand(rng, (k, n), dtype)
+        outs = []
+        for nt in (1, 2):
+            c2 = np.empty((m, n), dtype)
+            _core.gemm(a2, b2, c2, 1.0, 0.0, nt)
+            outs.append(c2)
+        assert np.array_equal(outs[0], outs[1]), (m, n, k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_dense_forward_block_sparse_input(gemm_kernel, dtype):
     """The fused bias and ReLU on the tiles of 4-row slivers (a first layer's sparse inputs):
     exact with integer data."""
