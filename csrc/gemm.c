@@ -16,7 +16,8 @@
  *   narrow   n <= 16 and not a multiple of the vector width (a 10-unit output layer), m >= 128:
  *            B^T packed (n x k, cheap) and the dot path, so no vector lane idles;
  *   short k  kernels with 4-row wide tiles, k * sizeof(T) < 64 (a weight gradient at batch < 16
- *            floats or < 8 doubles), B by rows: 4 rows at a time across the whole width;
+ *            floats or < 8 doubles), or k <= kernel.short_k_max and A without zeros to skip,
+ *            B by rows: 4 rows at a time across the whole width;
  *   vecdot   kernels with a vecdot tile (Zen 4, doubles), n one vector plus 1 or 2 (10 units),
  *            A by rows, B by rows, m >= 16: the vector's columns from B in place, the rest as
  *            dot products with their B^T, both on the same A rows;
@@ -160,6 +161,9 @@ static int fm_gemm_halves_pay_(int64_t halves_nk, int64_t nk) { return 5 * halve
  * never less sparse than the 7 they are part of, so halves are not tried then). q_nk: the k of 3
  * slivers of 4 rows, nk: of one sliver of 12 or more. */
 static int fm_gemm_quarters_pay_(int64_t q_nk, int64_t nk) { return 2 * q_nk < 5 * nk; }
+
+/* The most non-zero k a sliver may have for skipping to pay: seven eighths of kc. */
+static int64_t fm_gemm_skip_max_nk_(int64_t kc) { return kc - kc / 8; }
 
 /* what the blocked path does with zero columns of A slivers (fm_gemm_zero_mode) */
 enum {
@@ -403,7 +407,18 @@ static int64_t FM_FN(fm_gemm_scan_upto)(const KERNEL *K, int mr, int64_t kc, con
 /* ... where skipping pays: once at least an eighth of the k are zero columns */
 static int64_t FM_FN(fm_gemm_scan)(const KERNEL *K, int mr, int64_t kc, const T *a, int64_t rsa,
                                    int64_t csa, int32_t *kidx) {
-    return FM_FN(fm_gemm_scan_upto)(K, mr, kc, a, rsa, csa, kc - kc / 8, kidx);
+    return FM_FN(fm_gemm_scan_upto)(K, mr, kc, a, rsa, csa, fm_gemm_skip_max_nk_(kc), kidx);
+}
+
+/* The zero scans of rows [0, rows) of A as slivers of 4 (the last rows % 4 left out): the sum
+ * of their counts. */
+static int64_t FM_FN(fm_gemm_scan_quarters)(const KERNEL *K, int64_t rows, int64_t kc,
+                                            const T *a, int64_t rsa, int64_t csa,
+                                            int32_t *kidx) {
+    int64_t nk = 0;
+    for (int64_t r = 0; r + 4 <= rows; r += 4)
+        nk += FM_FN(fm_gemm_scan)(K, 4, kc, a + r * rsa, rsa, csa, kidx);
+    return nk;
 }
 
 /* B micro-panel k [0, kc) x columns [0, nr) into bp[p*NR + j], zero-padded to NR columns. */
@@ -651,12 +666,9 @@ static int FM_FN(fm_gemm_zero_mode)(const KERNEL *K, int64_t m, int64_t kc, cons
      * interleaved: 1.02-1.49x; at 5 rows float 0.99x) */
     if (m < mr) {
         const int64_t nk = FM_FN(fm_gemm_scan)(K, (int)m, kc, a, rsa, csa, kidx);
-        if (by4 && m >= 6 && nk < kc) {
-            int64_t nk_q = 0, n_q = 0;
-            for (int64_t r = 0; r + 4 <= m; r += 4, n_q++)
-                nk_q += FM_FN(fm_gemm_scan)(K, 4, kc, a + r * rsa, rsa, csa, kidx);
-            if (nk_q < n_q * nk) return FM_GEMM_ZERO_QUARTERS;
-        }
+        if (by4 && m >= 6 && nk < kc &&
+            FM_FN(fm_gemm_scan_quarters)(K, m, kc, a, rsa, csa, kidx) < m / 4 * nk)
+            return FM_GEMM_ZERO_QUARTERS;
         return nk == kc ? FM_GEMM_ZERO_DENSE : FM_GEMM_ZERO_SKIP;
     }
     for (q = 1; q <= 3; q++) {
@@ -668,11 +680,11 @@ static int FM_FN(fm_gemm_zero_mode)(const KERNEL *K, int64_t m, int64_t kc, cons
          * 80-90% non-zero) may have quarters that are not (4 pixels: 25-35%); none are looked
          * at when not one of its first k is a zero column (hidden activations) */
         const int64_t nk_any = FM_FN(fm_gemm_scan_upto)(K, mr, kc, as, rsa, csa, kc - 1, kidx);
-        const int64_t nk = nk_any > kc - kc / 8 ? kc : nk_any;
-        int64_t nk_q = 3 * kc; /* rows [0, 12) of the sliver as 3 slivers of 4 */
-        if (by4 && nk_any < kc)
-            for (int r = nk_q = 0; r < 12; r += 4)
-                nk_q += FM_FN(fm_gemm_scan)(K, 4, kc, as + r * rsa, rsa, csa, kidx);
+        const int64_t nk = nk_any > fm_gemm_skip_max_nk_(kc) ? kc : nk_any;
+        /* rows [0, 12) of the sliver as 3 slivers of 4 */
+        const int64_t nk_q = by4 && nk_any < kc
+                                 ? FM_FN(fm_gemm_scan_quarters)(K, 12, kc, as, rsa, csa, kidx)
+                                 : 3 * kc;
         if (nk == kc && nk_q == 3 * kc) continue;
         sparse = 1;
         whole_sparse |= nk < kc;
@@ -1158,6 +1170,8 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     if (workspace && workspace_size < FM_FN(fm_gemm_workspace_size)(m, n, k, n_threads))
         return FM_ERR_WORKSPACE;
     K = FM_FN(fm_gemm_kernel_select)();
+    /* threads for the paths that are not planned (the blocked path's plan counts the same) */
+    const int run_threads = fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads);
     dot = K->dot && csa == 1 && rsb == 1 && csb != 1 && m <= FM_GEMM_DOT_MAX_M &&
           (k >= FM_GEMM_DOT_MIN_K || m <= 3);
     /* A narrow B (n not a multiple of the vector width, e.g. 10 output units) would leave
@@ -1197,8 +1211,7 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
         x.rsc = rsc, x.csc = csc;
         x.alpha = alpha, x.beta = beta;
         x.epi = epilogue;
-        FM_FN(fm_gemm_run)(&x, fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads),
-                           vecdot ? FM_GEMM_VECDOT : FM_GEMM_DOT);
+        FM_FN(fm_gemm_run)(&x, run_threads, vecdot ? FM_GEMM_VECDOT : FM_GEMM_DOT);
         free(mem);
         return FM_OK;
     }
@@ -1230,14 +1243,12 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     const int short_k = K->nr_small[4] && csb == 1 && m >= 4 && n >= K->nr_small[4] &&
                         k <= K->short_k_max;
     if (short_k && k * (int64_t)sizeof(T) < 64) {
-        FM_FN(fm_gemm_run)(&x, fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads),
-                           FM_GEMM_SHORT_K);
+        FM_FN(fm_gemm_run)(&x, run_threads, FM_GEMM_SHORT_K);
         return FM_OK;
     }
     /* (never after a swap: that needs csb != 1 or n < nr, the row path neither) */
     if (!dot && !epilogue && FM_FN(fm_gemm_rows_path)(K, m, n, k, a, rsa, csa, csb)) {
-        FM_FN(fm_gemm_run)(&x, fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads),
-                           FM_GEMM_ROWS);
+        FM_FN(fm_gemm_run)(&x, run_threads, FM_GEMM_ROWS);
         return FM_OK;
     }
     /* enough rows, columns and k that packing B costs little next to the product (256 x 256 x 10,
@@ -1270,8 +1281,7 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
         if (x.zquarters) x.packb = 0;
     }
     if (short_k && !x.zskip) {
-        FM_FN(fm_gemm_run)(&x, fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads),
-                           FM_GEMM_SHORT_K);
+        FM_FN(fm_gemm_run)(&x, run_threads, FM_GEMM_SHORT_K);
         return FM_OK;
     }
     need = FM_FN(fm_gemm_plan_make)(&pl, K, m, n, k, x.packb || panels, n_threads);

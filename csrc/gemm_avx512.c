@@ -974,7 +974,8 @@ static FM_AVX512 void FN(fm_avx512_nonzero_rows)(int mr, int64_t kc, const T *a,
      FN(fm_avx512_packbt), FN(fm_avx512_ukr_idx), FN(fm_avx512_nonzero_k), 0, 0, NULL,             \
      FN(fm_avx512_packa), NULL, NULL, NULL, narrow_min_m, packa_rows, FN(fm_avx512_transpose_b),  \
      FN(fm_avx512_nonzero_rows), {49, 38}, vecdot, short_k_max}
-const FN(fm_gemm_kernel) FN(fm_gemm_avx512) = FM_AVX512_KERNEL(0, NULL, NULL, 64 / (int)sizeof(T) - 1);
+const FN(fm_gemm_kernel) FN(fm_gemm_avx512) =
+    FM_AVX512_KERNEL(0, NULL, NULL, 64 / (int)sizeof(T) - 1);
 /* Zen 4 runs a 512-bit FMA as two 256-bit halves, so the idle lanes of a 10-column tile cost
  * their full share: the narrow path wins from 32 rows (32 x 10 x 256 double: 0.79x -> 0.94x
  * OpenBLAS; 64 rows: 0.73x -> 0.96x; float 64 rows 1.03x -> 1.16x), on Sapphire Rapids only

@@ -64,7 +64,7 @@
         int nr_small[5];  /* widest tile for mr = 1 .. 4 when B is used in place (>= nr, or 0) */ \
         int kc;           /* largest k block: a packed A sliver (mr x kc) stays in L1 */           \
         int nc;           /* columns of a packed B block (kc x nc, kept in L2) */                  \
-        int jw;           /* columns per task; jw / 2 a multiple of nr, nr_small[2], [3] */      \
+        int jw;           /* columns per task; jw / 2 a multiple of nr, nr_small[2] .. [4] */    \
         fm_gemm_ukr_##S ukr;                                                                       \
         int dot_mr;       /* rows of a dot-product tile (0: no dot kernel) */                      \
         int dot_nr[5];    /* its columns for mr = 1 .. dot_mr */                                   \
