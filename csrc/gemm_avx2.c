@@ -158,7 +158,12 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
         }
     }
     {
-        const VT va = V_SET1(alpha);
+        /* alpha applied once, skipped for alpha = 1 (as in the AVX-512 tiles) */
+        if (alpha != (T)1) {
+            const VT va = V_SET1(alpha);
+#pragma GCC unroll 12
+            for (int i = 0; i < MR * NV; i++) acc[i] = V_MUL(va, acc[i]);
+        }
         if (csc == 1) {
             const VT vb = V_SET1(beta);
 #pragma GCC unroll 6
@@ -166,7 +171,7 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
 #pragma GCC unroll 8
                 for (int v = 0; v < NV; v++) {
                     T *cp = c + i * rsc + v * VL;
-                    VT r = V_MUL(va, acc[i * NV + v]);
+                    VT r = acc[i * NV + v];
                     if (PART && v == NV - 1) {
                         if (beta != 0) r = V_FMA(vb, V_LOADM(cp, ml), r);
                         V_STOREM(cp, ml, r);
@@ -186,9 +191,9 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
                 T *cr = c + i * rsc;
                 const T *br = buf + i * NV * VL;
                 if (beta == 0)
-                    for (j = 0; j < nr; j++) cr[j * csc] = alpha * br[j];
+                    for (j = 0; j < nr; j++) cr[j * csc] = br[j];
                 else
-                    for (j = 0; j < nr; j++) cr[j * csc] = alpha * br[j] + beta * cr[j * csc];
+                    for (j = 0; j < nr; j++) cr[j * csc] = br[j] + beta * cr[j * csc];
             }
         }
     }
