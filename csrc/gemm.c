@@ -1043,20 +1043,17 @@ static void FM_FN(fm_gemm_body_rows)(const FM_FN(fm_gemm_ctx) * x, int tid, int 
  * Blocks of 4 rows, spread over threads. Each element is one FMA chain along k, as in the
  * blocked path's full tiles. */
 static void FM_FN(fm_gemm_body_short_k)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
-    const KERNEL *K = x->K;
-    const int64_t m = x->m, n = x->n, W = K->nr_small[4];
-    int64_t lo, hi, blk;
+    const int64_t m = x->m, n = x->n;
+    /* rows per kernel call: blocks of 4 whose C stays in L1 (16 KiB) for the epilogue */
+    const int64_t rows = FM_MAX((int64_t)4, (int64_t)(16384 / sizeof(T)) / n / 4 * 4);
+    int64_t lo, hi;
     FM_FN(fm_gemm_share)((m + 3) / 4, tid, nt, &lo, &hi);
-    for (blk = lo; blk < hi; blk++) {
-        const int64_t i0 = blk * 4;
-        const int mr = (int)FM_MIN((int64_t)4, m - i0);
-        for (int64_t j0 = 0; j0 < n; j0 += W) {
-            const int nr = (int)FM_MIN(W, n - j0);
-            T *ct = x->c + i0 * x->rsc + j0 * x->csc;
-            K->ukr(mr, nr, x->k, x->a + i0 * x->rsa, x->rsa, x->csa, x->b + j0, x->rsb, ct,
-                   x->rsc, x->csc, x->alpha, x->beta);
-            if (x->epi) FM_FN(fm_gemm_epi_tile)(x->epi, i0, mr, j0, nr, ct, x->rsc, x->csc);
-        }
+    for (int64_t i0 = lo * 4; i0 < FM_MIN(m, hi * 4); i0 += rows) {
+        const int64_t mr = FM_MIN(rows, FM_MIN(m, hi * 4) - i0);
+        T *ct = x->c + i0 * x->rsc;
+        x->K->short_k_rows(mr, n, x->k, x->a + i0 * x->rsa, x->rsa, x->csa, x->b, x->rsb, ct,
+                           x->rsc, x->csc, x->alpha, x->beta);
+        if (x->epi) FM_FN(fm_gemm_epi_tile)(x->epi, i0, (int)mr, 0, n, ct, x->rsc, x->csc);
     }
 }
 
@@ -1240,7 +1237,7 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
      * 14-row tiles: dW1 784 x 256 x 2 float 1.35x, x 4 1.12x, double 1.00-1.18x; 4096 x 64 x 2
      * 1.28x / 1.17x; training MNIST at batch 4 / 8: float +9% / +8%, double +14% at 4), or up
      * to kernel.short_k_max where A has no zeros to skip (below) */
-    const int short_k = K->nr_small[4] && csb == 1 && m >= 4 && n >= K->nr_small[4] &&
+    const int short_k = K->short_k_rows && csb == 1 && m >= 4 && n >= K->nr_small[4] &&
                         k <= K->short_k_max;
     if (short_k && k * (int64_t)sizeof(T) < 64) {
         FM_FN(fm_gemm_run)(&x, run_threads, FM_GEMM_SHORT_K);

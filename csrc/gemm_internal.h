@@ -121,6 +121,11 @@
         /* the short-k path (gemm.c: 4-row wide tiles across the width, B in place) for k up   \
          * to this; from 64 bytes of k on, only where A has no zeros to skip (0: none) */      \
         int short_k_max;                                                                           \
+        /* with short_k_max: rows [0, m) of C (B by rows, csb == 1) in blocks of 4 rows of       \
+         * nr_small[4]-wide tiles, as kernel.ukr computes them, in one call */                    \
+        void (*short_k_rows)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,             \
+                             int64_t csa, const T *b, int64_t ldb, T *c, int64_t rsc,              \
+                             int64_t csc, T alpha, T beta);                                        \
     } fm_gemm_kernel_##S;                                                                          \
     extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
     extern const fm_gemm_kernel_##S fm_gemm_avx2_##S;   /* only if FM_GEMM_X86 */                  \
