@@ -1013,12 +1013,13 @@ const FN(fm_gemm_kernel) FN(fm_gemm_avx512) =
  * OpenBLAS; 64 rows: 0.73x -> 0.96x; float 64 rows 1.03x -> 1.16x), on Sapphire Rapids only
  * from 128. Packing row-major A (gemm.c) was measured on Zen 4 only. With one 512-bit FMA per
  * cycle, 4-row wide tiles keep up with 14-row ones while writing C a few lines at a time: dense
- * float products with k = 16-64 ran 1.01-1.51x faster in the short-k path (m 32-1024, n 64 and
- * 256, A by rows or columns, the fused SGD update; interleaved); double k = 8-16 ranged
- * 0.91-1.30x, so doubles keep the cache-line rule. */
+ * products ran faster in the short-k path up to 512 bytes of k (interleaved, m 32-1024, n 64
+ * and 256, A by rows or columns; 1 thread): float k = 16-64 1.01-1.51x, 96-128 1.02-1.08x (from
+ * 192 on 0.93-1.05x); double k = 8-16 1.06-1.32x, 20-32 1.03-1.15x, 48-64 0.98-1.09x, and at 2
+ * threads 1.08-2.5x (256 x 256 x 8: 2.5x). */
 const FN(fm_gemm_kernel) FN(fm_gemm_avx512_zen4) =
     FM_AVX512_KERNEL(32, FN(fm_avx512_packa_rows), VL == 8 ? FN(fm_avx512_vecdot) : NULL,
-                     VL == 16 ? 64 : 7);
+                     512 / (int)sizeof(T));
 #undef FM_AVX512_KERNEL
 
 #undef FN_

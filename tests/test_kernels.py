@@ -293,12 +293,13 @@ def test_gemm_vector_plus_two_columns(gemm_kernel, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_short_k(gemm_kernel, dtype):
     # k of less than a cache line per row of A (a weight gradient at batch 1-15), and on Zen 4
-    # in float up to k = 64 with dense A: blocks of 4 rows across the whole width on AVX-512.
-    # Exact with integers, A and C in any layout, a last block of 1-3 rows, a last tile
-    # narrower than 4 vectors (threads: see test_gemm_threads_bitwise)
+    # up to 512 bytes of k (float 128, double 64) with dense A: blocks of 4 rows across the
+    # whole width on AVX-512, several blocks per kernel call (150 rows of 64 floats: calls of
+    # 64 rows). Exact with integers, A and C in any layout, a last block of 1-3 rows, a last
+    # tile narrower than 4 vectors (threads: see test_gemm_threads_bitwise)
     rng = np.random.default_rng(43)
-    cases = list(itertools.product((4, 5, 6, 7, 9, 37), (64, 100, 257),
-                                   (1, 2, 3, 7, 8, 15, 16, 33, 64, 65)))
+    cases = list(itertools.product((4, 5, 6, 7, 9, 37, 150), (64, 100, 257),
+                                   (1, 2, 3, 7, 8, 15, 16, 33, 64, 65, 128, 129)))
     for i, (m, n, k) in enumerate(cases):
         la = ("c", "f", "rs", "cs")[i % 4]
         a, _, _ = make(rng, (m, k), dtype, la, values=rng.integers(-8, 9, (m, k)).astype(dtype))
@@ -362,7 +363,8 @@ def test_gemm_threads_bitwise(gemm_kernel, dtype):
                                     ((13, 700, 200), ("c", "f", "c")),      # dot path, 4-row tiles
                                     ((300, 10, 200), ("c", "c", "c")),      # narrow / vecdot
                                     ((3001, 256, 7), ("f", "c", "c")),      # short k
-                                    ((1001, 256, 48), ("c", "c", "cs"))]:   # float: Zen 4
+                                    ((1001, 256, 48), ("c", "c", "cs")),    # Zen 4
+                                    ((301, 100, 100), ("f", "c", "c"))]:    # float: Zen 4
         assert_parallel(2.0 * m * n * k)
         a, _, _ = make(rng, (m, k), dtype, la)
         b, _, _ = make(rng, (k, n), dtype, lb)
@@ -953,9 +955,10 @@ def test_dense_forward_layouts_and_packed(dtype, gemm_kernel):
     for batch, n_out, name in ((37, 10, "relu"), (300, 9, "identity")):
         check_dense_forward(rng, batch, 256, n_out, dtype, name, None, extra=2)
     # a few inputs (short k: 4-row tiles across the width), the last tile narrower; and 48
-    # dense inputs (the same path in float on Zen 4)
+    # dense inputs (the same path on Zen 4); 150 rows: the epilogue over several calls' rows
     check_dense_forward(rng, 37, 5, 100, dtype, "relu", None, extra=2)
     check_dense_forward(rng, 37, 48, 100, dtype, "relu", None, extra=2)
+    check_dense_forward(rng, 150, 48, 100, dtype, "relu", None, extra=2)
 
 
 def check_dense_backward(rng, batch, n_in, n_out, dtype, name, param, x_layout="c", extra=0,
