@@ -17,7 +17,7 @@
  *            B^T packed (n x k, cheap) and the dot path, so no vector lane idles;
  *   short k  kernels with 4-row wide tiles, k * sizeof(T) < 64 (a weight gradient at batch < 16
  *            floats or < 8 doubles), or k <= kernel.short_k_max and A without zeros to skip,
- *            B by rows: 4 rows at a time across the whole width;
+ *            B and C by rows: 4 rows at a time across the whole width;
  *   vecdot   kernels with a vecdot tile (Zen 4, doubles), n one vector plus 1 or 2 (10 units),
  *            A by rows, B by rows, m >= 16: the vector's columns from B in place, the rest as
  *            dot products with their B^T, both on the same A rows;
@@ -1236,9 +1236,12 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     /* less than a cache line of k per row of A (AVX-512 on a Zen 4 core, interleaved, against
      * 14-row tiles: dW1 784 x 256 x 2 float 1.35x, x 4 1.12x, double 1.00-1.18x; 4096 x 64 x 2
      * 1.28x / 1.17x; training MNIST at batch 4 / 8: float +9% / +8%, double +14% at 4), or up
-     * to kernel.short_k_max where A has no zeros to skip (below) */
-    const int short_k = K->short_k_rows && csb == 1 && m >= 4 && n >= K->nr_small[4] &&
-                        k <= K->short_k_max;
+     * to kernel.short_k_max where A has no zeros to skip (below). C by rows only: stored by
+     * columns (C^T of a swapped product), 4-row tiles write pieces of 4 elements, and the
+     * 14-row tiles ran 2-3x faster at k = 2-4 (256 x 256, 1024 x 64) and 1.1-1.7x at k = 32-64
+     * (the output layer's dW, 256 x 10) */
+    const int short_k = K->short_k_rows && csb == 1 && csc == 1 && m >= 4 &&
+                        n >= K->nr_small[4] && k <= K->short_k_max;
     if (short_k && k * (int64_t)sizeof(T) < 64) {
         FM_FN(fm_gemm_run)(&x, run_threads, FM_GEMM_SHORT_K);
         return FM_OK;
