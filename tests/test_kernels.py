@@ -310,6 +310,26 @@ def test_gemm_short_k(gemm_kernel, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_short_k_b_by_columns(gemm_kernel, dtype):
+    # B by columns (dZ W^T of a 10-unit output layer) with a short k, from 16 rows: transposed
+    # by rows into the workspace, then the short-k path (AVX-512). Exact with integers, B with
+    # contiguous or strided columns, n not a multiple of 16 (the copy's padded rows), A by
+    # rows or by columns, several calls' rows; A with zero columns keeps the blocked path
+    rng = np.random.default_rng(46)
+    cases = list(itertools.product((16, 17, 37, 150), (64, 100, 257), (1, 3, 10, 16, 64, 65, 129)))
+    for i, (m, n, k) in enumerate(cases):
+        la = ("c", "f")[i % 2]
+        values = rng.integers(-8, 9, (m, k)).astype(dtype)
+        if i % 3 == 0:
+            values[:, ::3] = 0
+        a, _, _ = make(rng, (m, k), dtype, la, values=values)
+        b, _, _ = make(rng, (k, n), dtype, ("f", "fcs")[(i // 2) % 2],
+                       values=rng.integers(-8, 9, (k, n)).astype(dtype))
+        assert_exact_gemm(rng, a, b, 1 + i % 2, (m, n, k, la))
+        run_gemm_case(rng, m, n, k, dtype, la, "f", "c", -0.7, 1.3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_zero_strides(gemm_kernel, dtype):
     """Broadcast operands (element stride 0) are legal strided matrices."""
     rng = np.random.default_rng(40)
@@ -364,7 +384,8 @@ def test_gemm_threads_bitwise(gemm_kernel, dtype):
                                     ((300, 10, 200), ("c", "c", "c")),      # narrow / vecdot
                                     ((3001, 256, 7), ("f", "c", "c")),      # short k
                                     ((1001, 256, 48), ("c", "c", "cs")),    # Zen 4
-                                    ((301, 100, 100), ("f", "c", "c"))]:    # float: Zen 4
+                                    ((301, 100, 100), ("f", "c", "c")),     # float: Zen 4
+                                    ((301, 256, 10), ("c", "f", "c"))]:     # B^T by rows
         assert_parallel(2.0 * m * n * k)
         a, _, _ = make(rng, (m, k), dtype, la)
         b, _, _ = make(rng, (k, n), dtype, lb)

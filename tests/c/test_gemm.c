@@ -34,6 +34,8 @@ void fm_act_apply_f64(int64_t n, const double *z, double *y, int act, double par
 #endif
 
 #define SENTINEL 12345.0
+/* bytes after a caller's workspace that must stay untouched */
+#define FM_TEST_GUARD 4096
 
 static int n_pass, n_fail, verbose;
 
@@ -118,8 +120,9 @@ static int call_gemm(const tcase *t, const buf *A, int64_t rsa, int64_t csa, con
     if (t->use_ws) {
         wsz = t->dt ? fm_gemm_workspace_size_f64(t->m, t->n, t->k, n_threads)
                     : fm_gemm_workspace_size_f32(t->m, t->n, t->k, n_threads);
-        raw = malloc(wsz + 8);
+        raw = malloc(wsz + 4 + FM_TEST_GUARD);
         ws = raw + 4; /* deliberately misaligned */
+        memset(raw + 4 + wsz, 0xA5, FM_TEST_GUARD); /* nothing may be written past wsz */
         if (wsz > 0 && !*ws_checked) {
             /* too small a workspace is refused, and C is left alone */
             st = t->dt ? fm_gemm_ex_f64(t->m, t->n, t->k, A->p, rsa, csa, B->p, rsb, csb, C->p, rsc,
@@ -144,6 +147,10 @@ static int call_gemm(const tcase *t, const buf *A, int64_t rsa, int64_t csa, con
                                  t->csc, t->alpha, t->beta, n_threads)
                    : fm_gemm_f32(t->m, t->n, t->k, A->p, rsa, csa, B->p, rsb, csb, C->p, rsc,
                                  t->csc, (float)t->alpha, (float)t->beta, n_threads);
+    }
+    if (raw) {
+        for (size_t g = 0; g < FM_TEST_GUARD; g++)
+            if ((unsigned char)raw[4 + wsz + g] != 0xA5) st = -101;
     }
     free(raw);
     return st;
@@ -477,6 +484,10 @@ int main(int argc, char **argv) {
                     {130, 15, 64, 0, 1},
                     {256, 10, 64, 1, 0},     /* its dW: swapped (C^T = B^T A^T) */
                     {64, 784, 256, 0, 1},    /* dX: dot path at its largest m */
+                    {301, 256, 10, 0, 1},    /* the output layer's dX: B^T copied by rows */
+                    {300, 1000, 64, 0, 1},   /* (C by columns: not copied) */
+                    {40, 70, 129, 1, 1},     /* (float k past short_k_max: not copied) */
+                    {300, 1000, 64, 0, 1},   /* a copy wider than a B block, in the workspace */
                 };
                 unsigned s;
                 for (s = 0; s < sizeof big / sizeof big[0]; s++) {
