@@ -330,6 +330,22 @@ def test_gemm_short_k_b_by_columns(gemm_kernel, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_dz_wt_of_few_rows(gemm_kernel, dtype):
+    # dZ W^T with W by columns at 17-64 rows runs as (W dZ^T)^T where m is within a quarter
+    # tile of a multiple of the tile width (the epilogue then runs over C's rows: see
+    # test_sgd_fused_into_the_weight_gradient_gemm_equals_layer_path at batch 64). Exact with
+    # integers on both sides of each rounding, C by rows and strided rows
+    rng = np.random.default_rng(47)
+    for i, m in enumerate((17, 24, 25, 28, 29, 31, 32, 33, 45, 48, 57, 60, 63, 64, 65)):
+        n, k = (300, 64) if i % 2 else (129, 16)
+        a, _, _ = make(rng, (m, k), dtype, "c", values=rng.integers(-8, 9, (m, k)).astype(dtype))
+        b, _, _ = make(rng, (k, n), dtype, ("f", "fcs")[i % 2],
+                       values=rng.integers(-8, 9, (k, n)).astype(dtype))
+        assert_exact_gemm(rng, a, b, 1 + i % 2, (m, n, k))
+        run_gemm_case(rng, m, n, k, dtype, "c", "f", ("c", "rs")[i % 2], -0.7, 1.3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_zero_strides(gemm_kernel, dtype):
     """Broadcast operands (element stride 0) are legal strided matrices."""
     rng = np.random.default_rng(40)
@@ -385,7 +401,8 @@ def test_gemm_threads_bitwise(gemm_kernel, dtype):
                                     ((3001, 256, 7), ("f", "c", "c")),      # short k
                                     ((1001, 256, 48), ("c", "c", "cs")),    # Zen 4
                                     ((301, 100, 100), ("f", "c", "c")),     # float: Zen 4
-                                    ((301, 256, 10), ("c", "f", "c"))]:     # B^T by rows
+                                    ((301, 256, 10), ("c", "f", "c")),      # B^T by rows
+                                    ((32, 300, 64), ("c", "f", "c"))]:      # (W dZ^T)^T
         assert_parallel(2.0 * m * n * k)
         a, _, _ = make(rng, (m, k), dtype, la)
         b, _, _ = make(rng, (k, n), dtype, lb)
