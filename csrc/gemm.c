@@ -530,6 +530,15 @@ FM_CLONES static void FM_FN(fm_gemm_epi_tile)(const fm_epilogue *e, int64_t i0, 
             T *cr = c + i * rsc;
             T *z = e->z ? (T *)e->z + (i0 + i) * e->rsz + j0 : NULL;
             int64_t j;
+            /* training's hidden layers: one pass (MNIST epochs, 1 thread: +1.8% at batch 256
+             * and zero-free at 1024) */
+            if (bias && relu && !z) {
+                for (j = 0; j < nr; j++) {
+                    const T v = cr[j] + bias[j];
+                    cr[j] = v > 0 ? v : (T)0;
+                }
+                continue;
+            }
             if (bias)
                 for (j = 0; j < nr; j++) cr[j] += bias[j];
             if (z && z != cr)
