@@ -629,7 +629,11 @@ size_t FM_FN(fm_gemm_workspace_size)(int64_t m, int64_t n, int64_t k, int n_thre
     /* strides are unknown here: count the B pack, which only some problems need (packb = -1:
      * packed, and the bound for every k' <= k) */
     blocked = FM_FN(fm_gemm_plan_make)(&pl, FM_FN(fm_gemm_kernel_select)(), m, n, k, -1, n_threads);
-    bt = FM_MAX(FM_FN(fm_gemm_bt_elems)(n, k), FM_FN(fm_gemm_short_k_bt_elems)(n, k)) * sizeof(T) +
+    /* the same for m x n as for n x m: a product may run as its transpose (dZ W^T) */
+    bt = FM_MAX(FM_MAX(FM_FN(fm_gemm_bt_elems)(n, k), FM_FN(fm_gemm_bt_elems)(m, k)),
+                FM_MAX(FM_FN(fm_gemm_short_k_bt_elems)(n, k),
+                       FM_FN(fm_gemm_short_k_bt_elems)(m, k))) *
+             sizeof(T) +
          FM_GEMM_ALIGN;
     return FM_MAX(blocked, bt);
 }

@@ -100,8 +100,9 @@
         /* optional: pack an A sliver from A with contiguous rows (csa == 1), as packa does; \
          * set, the driver packs row-major A in wide products of several k blocks (gemm.c)  */ \
         void (*packa_rows)(int mr, int64_t kc, const T *a, int64_t rsa, T *ap);                    \
-        /* optional: the narrow path's B^T (n <= 16) from B by rows (csb == 1):              \
-         * bt[j * ldt + p] = b[p * rsb + j], ldt a multiple of 16 >= k */                        \
+        /* optional: B^T from B by rows (csb == 1), for the narrow path (n <= 16) and the     \
+         * short-k path's copy of B (n <= 128): bt[j * ldt + p] = b[p * rsb + j], ldt a        \
+         * multiple of 16 >= k */                                                               \
         void (*transpose_b)(int64_t n, int64_t k, const T *b, int64_t rsb, T *bt, int64_t ldt);   \
         /* optional: the row path's zero scan (gemm.c) of rows [0, mr) of A stored by columns    \
          * (rsa == 1), mr <= FM_GEMM_ROWS_BLOCK: kidx[i][0 .. nk[i]) = the k < kc, increasing,  \

@@ -357,6 +357,18 @@ static void run_api_checks(void) {
     st = fm_gemm_f32(2, 2, 0, NULL, 0, 0, NULL, 0, 0, c, 2, 1, 1, 0, 1);
     report(st == FM_OK && c[0] == 0 && c[3] == 0, "api", &t, "k = 0, beta = 0 zeroes NaN C");
     report(fm_gemm_workspace_size_f32(0, 5, 5, 1) == 0, "api", &t, "workspace for m = 0");
+    {
+        /* dZ W^T may run as (W dZ^T)^T in the caller's workspace: sizes symmetric in m, n */
+        const int64_t mnk[][3] = {{15, 16, 18}, {13, 14, 60}, {32, 300, 64}, {5, 700, 129}};
+        int sym = 1;
+        for (unsigned q = 0; q < sizeof mnk / sizeof mnk[0]; q++)
+            for (int nt = 1; nt <= 2; nt++)
+                sym &= fm_gemm_workspace_size_f32(mnk[q][0], mnk[q][1], mnk[q][2], nt) ==
+                           fm_gemm_workspace_size_f32(mnk[q][1], mnk[q][0], mnk[q][2], nt) &&
+                       fm_gemm_workspace_size_f64(mnk[q][0], mnk[q][1], mnk[q][2], nt) ==
+                           fm_gemm_workspace_size_f64(mnk[q][1], mnk[q][0], mnk[q][2], nt);
+        report(sym, "api", &t, "workspace size symmetric in m and n");
+    }
     report(fm_gemm_kernel_name_f32() != NULL && fm_gemm_kernel_name_f64() != NULL, "api", &t,
            "names");
     report(fm_gemm_force_kernel("no-such-kernel") == -1, "api", &t, "unknown kernel name");
