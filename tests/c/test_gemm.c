@@ -359,7 +359,8 @@ static void run_api_checks(void) {
     report(fm_gemm_workspace_size_f32(0, 5, 5, 1) == 0, "api", &t, "workspace for m = 0");
     {
         /* dZ W^T may run as (W dZ^T)^T in the caller's workspace: sizes symmetric in m, n */
-        const int64_t mnk[][3] = {{15, 16, 18}, {13, 14, 60}, {32, 300, 64}, {5, 700, 129}};
+        const int64_t mnk[][3] = {{15, 16, 18}, {13, 14, 60}, {32, 300, 64}, {17, 1000, 60},
+                                  {5, 700, 129}, {5, 16, 100000}};
         int sym = 1;
         for (unsigned q = 0; q < sizeof mnk / sizeof mnk[0]; q++)
             for (int nt = 1; nt <= 2; nt++)
