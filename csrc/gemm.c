@@ -111,6 +111,18 @@ static size_t fm_gemm_round_up_(size_t x, size_t to) { return (x + to - 1) / to 
 
 #define FM_GEMM_ALIGN 64
 
+/* The caller's workspace, or else `bytes` (FM_GEMM_ALIGN of slack included) allocated into
+ * *mem for the caller to free; aligned to FM_GEMM_ALIGN. NULL when the allocation fails. */
+static char *fm_gemm_scratch_(void *workspace, size_t bytes, void **mem) {
+    char *base = (char *)workspace;
+    if (!base) {
+        *mem = malloc(bytes);
+        if (!*mem) return NULL;
+        base = (char *)*mem;
+    }
+    return base + (FM_GEMM_ALIGN - (uintptr_t)base % FM_GEMM_ALIGN) % FM_GEMM_ALIGN;
+}
+
 /* Balanced k blocks: as few blocks as kc_max allows, of nearly equal size (a multiple of 8). */
 static int64_t fm_gemm_kblock_(int64_t k, int kc_max) {
     int64_t nkb, kcb;
@@ -1214,14 +1226,9 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
         const int64_t ldt = (int64_t)fm_gemm_round_up_((size_t)k, 16);
         T *bt;
         int64_t j, p;
-        if (workspace) {
-            base = (char *)workspace;
-        } else {
-            mem = malloc(FM_FN(fm_gemm_bt_elems)(n, k) * sizeof(T) + FM_GEMM_ALIGN);
-            if (!mem) return FM_ERR_NOMEM;
-            base = (char *)mem;
-        }
-        base += (FM_GEMM_ALIGN - (uintptr_t)base % FM_GEMM_ALIGN) % FM_GEMM_ALIGN;
+        base = fm_gemm_scratch_(workspace,
+                                FM_FN(fm_gemm_bt_elems)(n, k) * sizeof(T) + FM_GEMM_ALIGN, &mem);
+        if (!base) return FM_ERR_NOMEM;
         bt = (T *)base;
         if (vecdot)
             K->transpose_b(n - K->nr / 2, k, b + K->nr / 2, rsb, bt, ldt);
@@ -1299,14 +1306,9 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     if (short_k_bt) {
         const int64_t ldb = (int64_t)fm_gemm_round_up_((size_t)n, 16);
         T *bt;
-        if (workspace) {
-            base = (char *)workspace;
-        } else {
-            mem = malloc(FM_FN(fm_gemm_short_k_bt_elems)(n, k) * sizeof(T) + FM_GEMM_ALIGN);
-            if (!mem) return FM_ERR_NOMEM;
-            base = (char *)mem;
-        }
-        base += (FM_GEMM_ALIGN - (uintptr_t)base % FM_GEMM_ALIGN) % FM_GEMM_ALIGN;
+        base = fm_gemm_scratch_(
+            workspace, FM_FN(fm_gemm_short_k_bt_elems)(n, k) * sizeof(T) + FM_GEMM_ALIGN, &mem);
+        if (!base) return FM_ERR_NOMEM;
         bt = (T *)base;
         K->transpose_b(k, n, b, csb, bt, ldb); /* bt[p * ldb + j] = B[p, j] */
         x.b = bt, x.rsb = ldb, x.csb = 1;
@@ -1364,14 +1366,8 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     x.bpack = x.apack = NULL;
     x.pws = NULL;
     if (x.packa || x.packb || panels) {
-        if (workspace) {
-            base = (char *)workspace;
-        } else {
-            mem = malloc(need);
-            if (!mem) return FM_ERR_NOMEM;
-            base = (char *)mem;
-        }
-        base += (FM_GEMM_ALIGN - (uintptr_t)base % FM_GEMM_ALIGN) % FM_GEMM_ALIGN;
+        base = fm_gemm_scratch_(workspace, need, &mem);
+        if (!base) return FM_ERR_NOMEM;
         x.bpack = (T *)base;
         x.apack = (T *)base + pl.b_elems;
         x.pws = (char *)x.apack;
