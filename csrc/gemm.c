@@ -634,6 +634,11 @@ static size_t FM_FN(fm_gemm_short_k_bt_elems)(int64_t n, int64_t k) {
                : 0;
 }
 
+/* Elements of either copy of a B with n columns (the narrow path's or the short-k path's). */
+static size_t FM_FN(fm_gemm_b_copy_elems)(int64_t n, int64_t k) {
+    return FM_MAX(FM_FN(fm_gemm_bt_elems)(n, k), FM_FN(fm_gemm_short_k_bt_elems)(n, k));
+}
+
 size_t FM_FN(fm_gemm_workspace_size)(int64_t m, int64_t n, int64_t k, int n_threads) {
     FM_FN(fm_gemm_plan) pl;
     size_t blocked, bt;
@@ -642,10 +647,7 @@ size_t FM_FN(fm_gemm_workspace_size)(int64_t m, int64_t n, int64_t k, int n_thre
      * packed, and the bound for every k' <= k) */
     blocked = FM_FN(fm_gemm_plan_make)(&pl, FM_FN(fm_gemm_kernel_select)(), m, n, k, -1, n_threads);
     /* the same for m x n as for n x m: a product may run as its transpose (dZ W^T) */
-    bt = FM_MAX(FM_MAX(FM_FN(fm_gemm_bt_elems)(n, k), FM_FN(fm_gemm_bt_elems)(m, k)),
-                FM_MAX(FM_FN(fm_gemm_short_k_bt_elems)(n, k),
-                       FM_FN(fm_gemm_short_k_bt_elems)(m, k))) *
-             sizeof(T) +
+    bt = FM_MAX(FM_FN(fm_gemm_b_copy_elems)(n, k), FM_FN(fm_gemm_b_copy_elems)(m, k)) * sizeof(T) +
          FM_GEMM_ALIGN;
     return FM_MAX(blocked, bt);
 }
@@ -1089,8 +1091,9 @@ static void FM_FN(fm_gemm_body_short_k)(const FM_FN(fm_gemm_ctx) * x, int tid, i
     const int64_t rows = FM_MAX((int64_t)4, (int64_t)(16384 / sizeof(T)) / n / 4 * 4);
     int64_t lo, hi;
     FM_FN(fm_gemm_share)((m + 3) / 4, tid, nt, &lo, &hi);
-    for (int64_t i0 = lo * 4; i0 < FM_MIN(m, hi * 4); i0 += rows) {
-        const int64_t mr = FM_MIN(rows, FM_MIN(m, hi * 4) - i0);
+    const int64_t end = FM_MIN(m, hi * 4);
+    for (int64_t i0 = lo * 4; i0 < end; i0 += rows) {
+        const int64_t mr = FM_MIN(rows, end - i0);
         T *ct = x->c + i0 * x->rsc;
         x->K->short_k_rows(mr, n, x->k, x->a + i0 * x->rsa, x->rsa, x->csa, x->b, x->rsb, ct,
                            x->rsc, x->csc, x->alpha, x->beta);
@@ -1292,15 +1295,17 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
      * columns (C^T of a swapped product), 4-row tiles write pieces of 4 elements, and the
      * 14-row tiles ran 2-3x faster at k = 2-4 (256 x 256, 1024 x 64) and 1.1-1.7x at k = 32-64
      * (the output layer's dW, 256 x 10) */
-    int short_k = K->short_k_rows && csb == 1 && csc == 1 && m >= 4 && n >= K->nr_small[4] &&
-                  k <= K->short_k_max;
+    const int short_k_shape = K->short_k_rows && csc == 1 && m >= 4 && n >= K->nr_small[4] &&
+                              k <= K->short_k_max;
+    const int short_k = short_k_shape && csb == 1;
+    /* the zero scan costs about one load per k of a sliver; n >= 2 tiles amortize it */
+    const int zscan = !dot && K->ukr_idx && k >= 16 && n >= 2 * K->nr;
     /* B by columns (dZ W^T of a 10-unit output layer) goes the same way where A is dense,
      * through a copy of B by rows (k x n, little next to m x n x k FMAs): m x 256 x 10 on a
      * Zen 4 core, against the 14-row tiles over packed B, interleaved: float 1.08-1.30x, double
      * 1.19-1.25x for m = 16-1024, 1.04-1.10x for m = 4-12. With zeros to skip it stays as is. */
-    int short_k_bt = !short_k && !dot && K->short_k_rows && K->transpose_b && rsb == 1 &&
-                     csc == 1 && m >= 4 && n >= K->nr_small[4] && k <= K->short_k_max;
-    if (short_k_bt && k * (int64_t)sizeof(T) >= 64 && K->ukr_idx && k >= 16 && n >= 2 * K->nr)
+    int short_k_bt = short_k_shape && !dot && K->transpose_b && rsb == 1 && csb != 1;
+    if (short_k_bt && k * (int64_t)sizeof(T) >= 64 && zscan)
         short_k_bt = FM_FN(fm_gemm_zero_mode)(K, m, fm_gemm_kblock_(k, K->kc), a, rsa, csa, 1) ==
                      FM_GEMM_ZERO_DENSE;
     if (short_k_bt) {
@@ -1342,8 +1347,7 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     x.packa = !dot && ((csa != 1 && (panels || rsa != 1 || (m >= 64 && n >= 64))) ||
                        (csa == 1 && K->packa_rows && !panels && m >= FM_GEMM_PACKB_MIN_M &&
                         n >= FM_GEMM_PACKB_MIN_M && k > K->kc));
-    /* the zero scan costs about one load per k of a sliver; n >= 2 tiles amortize it */
-    x.zskip = !dot && K->ukr_idx && k >= 16 && n >= 2 * K->nr;
+    x.zskip = zscan;
     if (x.zskip) { /* x.zsplit stays 0 otherwise (x was zeroed) */
         const int mode =
             FM_FN(fm_gemm_zero_mode)(K, m, fm_gemm_kblock_(k, K->kc), a, rsa, csa, csb == 1);
