@@ -32,6 +32,9 @@
  *   rows     kernels with a per-row zero scan, A column-major with sparse rows (MNIST X^T dZ at
  *            batch <= 64), B by rows and at most 64 KiB: one wide tile per row of C over that
  *            row's own non-zero k.
+ *   row stream  kernels with a row_stream, one row of C (m = 1) wider than a register tile,
+ *            B and C by rows, alpha 1, beta 0 (a batch-1 forward): C accumulated in place in L1
+ *            over whole rows of B, 4 at a time, A's zero k skipped.
  *
  * Every decision depends on the shape, the strides and (zero skipping, the row path) A's zero
  * pattern, never on n_threads, and threads only split C (no element is ever summed across
@@ -165,7 +168,8 @@ enum {
     FM_GEMM_PANELS,
     FM_GEMM_ROWS,
     FM_GEMM_VECDOT,
-    FM_GEMM_SHORT_K
+    FM_GEMM_SHORT_K,
+    FM_GEMM_ROW_STREAM
 };
 
 /* zero skipping: slivers of at least this many rows may be split in two (see fm_gemm_body) */
@@ -1101,6 +1105,31 @@ static void FM_FN(fm_gemm_body_short_k)(const FM_FN(fm_gemm_ctx) * x, int tid, i
     }
 }
 
+/* Row-stream path (kernel.row_stream): one row of C, columns spread over threads in whole cache
+ * lines, C accumulated in place 16 KiB at a time (in L1) over all of k; A's zero k skipped as
+ * the blocked path skips them (fm_gemm_scan per k block). */
+static void FM_FN(fm_gemm_body_row_stream)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
+    const int64_t line = 64 / (int64_t)sizeof(T), chunk = 16384 / (int64_t)sizeof(T);
+    int32_t kidx[FM_GEMM_KC_MAX];
+    int64_t lo, hi;
+    FM_FN(fm_gemm_share)((x->n + line - 1) / line, tid, nt, &lo, &hi);
+    const int64_t je = FM_MIN(x->n, hi * line);
+    for (int64_t j0 = lo * line; j0 < je; j0 += chunk) {
+        const int64_t nc = FM_MIN(chunk, je - j0);
+        T *ct = x->c + j0;
+        memset(ct, 0, (size_t)nc * sizeof(T));
+        for (int64_t pc = 0; pc < x->k; pc += FM_GEMM_KC_MAX) {
+            const int64_t kc = FM_MIN((int64_t)FM_GEMM_KC_MAX, x->k - pc);
+            const T *ap = x->a + pc * x->csa;
+            const int64_t nk = kc >= 16 ? FM_FN(fm_gemm_scan)(x->K, 1, kc, ap, x->rsa, x->csa, kidx)
+                                        : kc;
+            x->K->row_stream(nc, nk, nk < kc ? kidx : NULL, ap, x->csa, x->b + pc * x->rsb + j0,
+                             x->rsb, ct);
+        }
+        if (x->epi) FM_FN(fm_gemm_epi_tile)(x->epi, 0, 1, j0, nc, ct, x->rsc, 1);
+    }
+}
+
 /* Dot-product path: A rows and B columns contiguous along k, few rows of C. No packing and no
  * k blocking: each element is one lane-wise FMA chain over the whole k and one horizontal sum. */
 static void FM_FN(fm_gemm_body_dot)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
@@ -1160,6 +1189,8 @@ static void FM_FN(fm_gemm_body_of)(const FM_FN(fm_gemm_ctx) * x, int path, int t
         FM_FN(fm_gemm_body_vecdot)(x, tid, nt);
     else if (path == FM_GEMM_SHORT_K)
         FM_FN(fm_gemm_body_short_k)(x, tid, nt);
+    else if (path == FM_GEMM_ROW_STREAM)
+        FM_FN(fm_gemm_body_row_stream)(x, tid, nt);
     else if (path == FM_GEMM_DOT)
         FM_FN(fm_gemm_body_dot)(x, tid, nt);
     else if (path == FM_GEMM_PANELS)
@@ -1288,6 +1319,12 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     x.rsa = rsa, x.csa = csa, x.rsb = rsb, x.csb = csb, x.rsc = rsc, x.csc = csc;
     x.alpha = alpha, x.beta = beta;
     x.epi = epilogue;
+    /* one row of C wider than one register tile (a batch-1 forward): B read once, whole rows */
+    if (m == 1 && K->row_stream && csb == 1 && csc == 1 && alpha == 1 && beta == 0 &&
+        n > K->nr_small[1]) {
+        FM_FN(fm_gemm_run)(&x, run_threads, FM_GEMM_ROW_STREAM);
+        return FM_OK;
+    }
     /* less than a cache line of k per row of A (AVX-512 on a Zen 4 core, interleaved, against
      * 14-row tiles: dW1 784 x 256 x 2 float 1.35x, x 4 1.12x, double 1.00-1.18x; 4096 x 64 x 2
      * 1.28x / 1.17x; training MNIST at batch 4 / 8: float +9% / +8%, double +14% at 4), or up

@@ -127,6 +127,11 @@
         void (*short_k_rows)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,             \
                              int64_t csa, const T *b, int64_t ldb, T *c, int64_t rsc,              \
                              int64_t csc, T alpha, T beta);                                        \
+        /* optional: one row of C (m = 1, B by rows, C contiguous) accumulated in place:         \
+         * c[j] += a[p * csa] * b[p * ldb + j] for the nk k listed in kidx (NULL: 0 .. nk - 1), \
+         * in that order, j < n; used where n > nr_small[1] */                                   \
+        void (*row_stream)(int64_t n, int64_t nk, const int32_t *kidx, const T *a, int64_t csa,  \
+                           const T *b, int64_t ldb, T *c);                                         \
     } fm_gemm_kernel_##S;                                                                          \
     extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
     extern const fm_gemm_kernel_##S fm_gemm_avx2_##S;   /* only if FM_GEMM_X86 */                  \

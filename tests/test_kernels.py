@@ -330,6 +330,45 @@ def test_gemm_short_k_b_by_columns(gemm_kernel, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_one_row_streamed(gemm_kernel, dtype):
+    # one row of C wider than a register tile (a batch-1 forward; AVX-512: kernel.row_stream,
+    # C accumulated in place over whole rows of B): exact with integers, A with zero k to skip
+    # (and a NaN among them, which is kept), k across the 512-k scan blocks, n across the
+    # 16 KiB chunks of C and not a multiple of the vector width, B in place or strided; bitwise
+    # the same for any thread count; alpha, beta and C by columns take the other paths
+    rng = np.random.default_rng(48)
+    cases = list(itertools.product((129, 257, 300, 2051, 4100), (1, 3, 16, 100, 513, 1100)))
+    for i, (n, k) in enumerate(cases):
+        values = rng.integers(-8, 9, (1, k)).astype(dtype)
+        if i % 2:
+            values[:, rng.random(k) < 0.8] = 0
+        a, _, _ = make(rng, (1, k), dtype, ("c", "cs", "u")[i % 3], values=values)
+        b, _, _ = make(rng, (k, n), dtype, ("c", "rs", "u")[i % 3],
+                               values=rng.integers(-8, 9, (k, n)).astype(dtype))
+        assert_exact_gemm(rng, a, b, 1 + i % 3, (n, k))
+        run_gemm_case(rng, 1, n, k, dtype, "c", "c", ("c", "f")[i % 2], 1.0, 0.0)
+        run_gemm_case(rng, 1, n, k, dtype, "cs", "c", "c", -0.7, 1.3)
+    a = rng.integers(-8, 9, (1, 700)).astype(dtype)
+    a[0, ::2] = 0
+    a[0, 300] = np.nan
+    b = rng.integers(1, 9, (700, 300)).astype(dtype)
+    c = np.zeros((1, 300), dtype)
+    _core.gemm(a, b, c, 1.0, 0.0)
+    assert np.isnan(c).all()
+    a = rand(rng, (1, 1100), dtype)
+    a[0, rng.random(1100) < 0.5] = 0
+    b = rand(rng, (1100, 3000), dtype)
+    outs = []
+    for nt in (1, 2, 3):
+        c = np.empty((1, 3000), dtype)
+        _core.gemm(a, b, c, 1.0, 0.0, nt)
+        outs.append(c)
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+    assert_near(outs[0], ref.gemm(a, b, None), ref.gemm_error_scale(a, b, None), dtype,
+                "one-row gemm", 2.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_dz_wt_of_few_rows(gemm_kernel, dtype):
     # dZ W^T with W by columns at 17-64 rows runs as (W dZ^T)^T where m is within a quarter
     # tile of a multiple of the tile width (the epilogue then runs over C's rows: see
