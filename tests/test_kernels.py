@@ -337,7 +337,8 @@ def test_gemm_one_row_streamed(gemm_kernel, dtype):
     # 16 KiB chunks of C and not a multiple of the vector width, B in place or strided; bitwise
     # the same for any thread count; alpha, beta and C by columns take the other paths
     rng = np.random.default_rng(48)
-    cases = list(itertools.product((129, 257, 300, 2051, 4100), (1, 3, 16, 100, 513, 1100)))
+    cases = list(itertools.product((129, 257, 272, 300, 512, 2051, 4100),
+                                   (1, 3, 16, 100, 513, 1100)))
     for i, (n, k) in enumerate(cases):
         values = rng.integers(-8, 9, (1, k)).astype(dtype)
         if i % 2:
@@ -348,6 +349,24 @@ def test_gemm_one_row_streamed(gemm_kernel, dtype):
         assert_exact_gemm(rng, a, b, 1 + i % 3, (n, k))
         run_gemm_case(rng, 1, n, k, dtype, "c", "c", ("c", "f")[i % 2], 1.0, 0.0)
         run_gemm_case(rng, 1, n, k, dtype, "cs", "c", "c", -0.7, 1.3)
+    # B's rows (a multiple of 64 bytes apart) at every offset in a cache line: the same bits
+    item = np.dtype(dtype).itemsize
+    for n, k in ((272, 50), (300, 37), (3, 40), (1040, 9)):
+        a = rand(rng, (1, k), dtype)
+        w = rand(rng, (k, n), dtype)
+        ld = -(-n * item // 64) * 64 // item
+        outs = []
+        for offset in range(0, 64, item):
+            raw = np.zeros(k * ld * item + 128, np.uint8)
+            start = (-raw.ctypes.data % 64) + offset
+            base = raw[start:start + k * ld * item].view(dtype).reshape(k, ld)
+            base[:, :n] = w
+            c = np.full((1, n), np.nan, dtype)
+            _core.gemm(a, base[:, :n], c, 1.0, 0.0)
+            outs.append(c)
+        assert all(np.array_equal(outs[0], o) for o in outs[1:]), (n, k)
+        assert_near(outs[0], ref.gemm(a, w, None), ref.gemm_error_scale(a, w, None), dtype,
+                    f"one-row gemm n={n} k={k}", 2.0)
     a = rng.integers(-8, 9, (1, 700)).astype(dtype)
     a[0, ::2] = 0
     a[0, 300] = np.nan
