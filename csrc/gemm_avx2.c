@@ -633,12 +633,57 @@ static FM_AVX2 void FN(fm_avx2_packa_block)(int64_t mc, int64_t kc, const T *a, 
     }
 }
 
+/* kernel.row_stream (see the AVX-512 kernel's): 4 rows of B at a time, each read whole, C
+ * loaded and stored once per 4; the last columns under a mask. */
+FM_AVX2_INLINE void FN(fm_avx2_row_stream_r)(const int R, const VT *xs, const T *const *bs, T *c,
+                                             int64_t nv, int tail, __m256i tail_m) {
+    int64_t j;
+    for (j = 0; j < nv; j += VL) {
+        VT s = V_LOAD(c + j);
+#pragma GCC unroll 4
+        for (int q = 0; q < R; q++) s = V_FMA(xs[q], V_LOAD(bs[q] + j), s);
+        V_STORE(c + j, s);
+    }
+    if (tail) {
+        VT s = V_LOADM(c + j, tail_m);
+#pragma GCC unroll 4
+        for (int q = 0; q < R; q++) s = V_FMA(xs[q], V_LOADM(bs[q] + j, tail_m), s);
+        V_STOREM(c + j, tail_m, s);
+    }
+}
+
+static FM_AVX2 void FN(fm_avx2_row_stream)(int64_t n, int64_t nk, const int32_t *kidx,
+                                           const T *a, int64_t csa, const T *b, int64_t ldb,
+                                           T *c) {
+    const int64_t nv = n / VL * VL;
+    const int tail = (int)(n - nv);
+    const __m256i tail_m = V_MASK(tail);
+    int64_t q = 0;
+    VT xs[4];
+    const T *bs[4];
+    for (; q + 4 <= nk; q += 4) {
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            const int64_t p = kidx ? kidx[q + i] : q + i;
+            xs[i] = V_SET1(a[p * csa]);
+            bs[i] = b + p * ldb;
+        }
+        FN(fm_avx2_row_stream_r)(4, xs, bs, c, nv, tail, tail_m);
+    }
+    for (; q < nk; q++) {
+        const int64_t p = kidx ? kidx[q] : q;
+        xs[0] = V_SET1(a[p * csa]);
+        bs[0] = b + p * ldb;
+        FN(fm_avx2_row_stream_r)(1, xs, bs, c, nv, tail, tail_m);
+    }
+}
+
 const FN(fm_gemm_kernel) FN(fm_gemm_avx2) = {
     "avx2", 6, 2 * VL, {0, 8 * VL, 4 * VL, 4 * VL}, 256, 512, 16 * VL, FN(fm_avx2_ukr),
     2, {0, 48, 4}, FN(fm_avx2_dot), FN(fm_avx2_packbt), FN(fm_avx2_ukr_idx),
     FN(fm_avx2_nonzero_k), VL == 8 ? 144 : 72, 32, FN(fm_avx2_packb), FN(fm_avx2_packa),
     FN(fm_avx2_packa_block), FN(fm_avx2_ukr_idx_seq), FN(fm_avx2_compact), 0, NULL, NULL,
-    FN(fm_avx2_nonzero_rows), {60, 60}};
+    FN(fm_avx2_nonzero_rows), {60, 60}, NULL, 0, NULL, FN(fm_avx2_row_stream)};
 
 #undef FN_
 #undef FN2
