@@ -751,18 +751,38 @@ static int FM_FN(fm_gemm_zero_mode)(const KERNEL *K, int64_t m, int64_t kc, cons
  * at 1/4, 1/2 and 3/4 of m, the FMAs of its rows, each over its own non-zero k, against those of
  * the blocked path's tiles (a sliver, or its two halves, over their non-zero k). Decided once per
  * call from the data, the same for every thread. */
+/* The non-zero elements of rows [0, mr) x k [0, k) of A stored by columns (rsa == 1), NaN
+ * counted as non-zero, as the row path's scan does; counting stops past `enough`. */
+FM_CLONES static int64_t FM_FN(fm_gemm_count_nonzero)(int mr, int64_t k, const T *a, int64_t csa,
+                                                      int64_t enough) {
+    int64_t count = 0;
+    for (int64_t p = 0; p < k && count <= enough; p += 8) {
+        const int64_t pe = FM_MIN(k, p + 8);
+        int c = 0;
+        if (mr == 14) /* the AVX-512 tile's rows: a fixed count the compiler vectorizes */
+            for (int64_t q = p; q < pe; q++)
+                for (int i = 0; i < 14; i++) c += a[q * csa + i] != 0;
+        else
+            for (int64_t q = p; q < pe; q++)
+                for (int i = 0; i < mr; i++) c += a[q * csa + i] != 0;
+        count += c;
+    }
+    return count;
+}
+
 static int FM_FN(fm_gemm_rows_pay)(const KERNEL *K, int64_t m, int64_t n, int64_t k, const T *a,
                                    int64_t csa) {
     int32_t kidx[FM_GEMM_KC_MAX], kidx_h[2][FM_GEMM_KC_MAX];
-    int32_t row_kidx[FM_GEMM_ROWS_BLOCK][FM_GEMM_ROWS_MAX_K];
-    int64_t nk_h[2], nk_r[FM_GEMM_ROWS_BLOCK], tile = 0, row = 0;
+    int64_t nk_h[2], tile = 0, row = 0, r0s[3];
     const int mr = (int)FM_MIN((int64_t)K->mr, m), half = (mr + 1) / 2;
     int64_t prev = -1;
+    int probes = 0;
     for (int q = 1; q <= 3; q++) {
         const int64_t r0 = fm_gemm_probe_row_(m, mr, q);
         /* few rows (a swapped output-layer product: 10) would probe one sliver several times */
         if (r0 == prev) continue;
         prev = r0;
+        r0s[probes++] = r0;
         const T *as = a + r0; /* rsa == 1 */
         const int64_t nk = FM_FN(fm_gemm_scan)(K, mr, k, as, 1, csa, kidx);
         int64_t cost = 20 * nk * mr;
@@ -770,11 +790,14 @@ static int FM_FN(fm_gemm_rows_pay)(const KERNEL *K, int64_t m, int64_t n, int64_
             fm_gemm_halves_pay_(FM_FN(fm_gemm_scan_halves)(K, mr, k, as, 1, csa, kidx_h, nk_h), nk))
             cost = 29 * (nk_h[0] * half + nk_h[1] * (mr - half));
         tile += cost;
-        K->nonzero_rows(mr, k, as, csa, row_kidx, nk_r);
-        for (int i = 0; i < mr; i++) row += nk_r[i];
     }
-    return fm_gemm_rows_pay_(row, tile,
-                             K->rows_cost[(size_t)k * (size_t)n * sizeof(T) > 32 * 1024]);
+    /* the rows' non-zero elements, counted only until the row path cannot pay (dense A: after
+     * about half of them) */
+    const int cost100 = K->rows_cost[(size_t)k * (size_t)n * sizeof(T) > 32 * 1024];
+    const int64_t enough = tile * cost100 / 2000;
+    for (int i = 0; i < probes && row <= enough; i++)
+        row += FM_FN(fm_gemm_count_nonzero)(mr, k, a + r0s[i], csa, enough - row);
+    return fm_gemm_rows_pay_(row, tile, cost100);
 }
 
 /* Whether a product takes the row path: A by columns, B by rows and small (see
