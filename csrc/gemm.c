@@ -759,9 +759,12 @@ FM_CLONES static int64_t FM_FN(fm_gemm_count_nonzero)(int mr, int64_t k, const T
     for (int64_t p = 0; p < k && count <= enough; p += 8) {
         const int64_t pe = FM_MIN(k, p + 8);
         int c = 0;
-        if (mr == 14) /* the AVX-512 tile's rows: a fixed count the compiler vectorizes */
+        if (mr == 14) /* the AVX-512 and AVX2 tiles' rows: fixed counts the compiler vectorizes */
             for (int64_t q = p; q < pe; q++)
                 for (int i = 0; i < 14; i++) c += a[q * csa + i] != 0;
+        else if (mr == 6)
+            for (int64_t q = p; q < pe; q++)
+                for (int i = 0; i < 6; i++) c += a[q * csa + i] != 0;
         else
             for (int64_t q = p; q < pe; q++)
                 for (int i = 0; i < mr; i++) c += a[q * csa + i] != 0;
