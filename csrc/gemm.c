@@ -1406,8 +1406,13 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
      * each sliver used for 16+ tiles) take several k blocks: no 4 KiB-strided rows in L1 (AVX-512
      * on a Zen 4 core, best of 15: 1024^3 +6-20%, 512 x 1024 x 1024 +10-34%, 1024 x 512 x 1024
      * +12-16%; the AVX2 kernel there lost 8-16%); below 512 columns the packing costs more
-     * (1024 x 256 x 784: -12%) */
-    x.packa = !dot && ((csa != 1 && (panels || rsa != 1 || (m >= 64 && n >= 64))) ||
+     * (1024 x 256 x 784: -12%). A by columns (X^T of a weight gradient) is read in place, each
+     * k's rows of a sliver contiguous, unless it takes several k blocks or is used for many tiles
+     * (n >= 512): AVX-512 on a Zen 4 core, interleaved, 1 thread: 784 x 256 x 256 float 1.03-1.06x,
+     * double 256 x 64 x 128 1.13-1.18x, 256 x 256 x 256 1.03x; MNIST training at batch 256
+     * float +6-7% (2 threads +9%), double +4%; 1024 x 1024 x 256 packed (in place 0.92x) */
+    x.packa = !dot && ((csa != 1 && (panels || rsa != 1 ||
+                                     (m >= 64 && n >= 64 && (k > K->kc || n >= 512)))) ||
                        (csa == 1 && K->packa_rows && !panels && m >= FM_GEMM_PACKB_MIN_M &&
                         n >= FM_GEMM_PACKB_MIN_M && k > K->kc));
     x.zskip = zscan;
