@@ -854,6 +854,13 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
     const int64_t n_ir = (m + MR - 1) / MR;
     T *apack = x->apack + (size_t)tid * x->a_elems;
     int32_t kidx[FM_GEMM_KC_MAX], kidx_h[2][FM_GEMM_KC_MAX];
+    /* 4-row slivers of A by columns in place share their lines: scanned a line's worth at once
+     * (kernel.nonzero_k_groups), the lists kept for the next tasks' slivers */
+    const int groups = x->zskip && x->zquarters && !x->packa && x->rsa == 1 && K->nonzero_k_groups
+                           ? (int)(64 / sizeof(T) / 4)
+                           : 0;
+    int32_t kidx_g[16 / 4][FM_GEMM_KC_MAX];
+    int64_t nk_g[16 / 4], g_ir0 = -1, g_pc = -1;
     int64_t jc, pc;
     for (jc = 0; jc < n; jc += NC) {
         const int64_t nc = FM_MIN(NC, n - jc);
@@ -900,7 +907,17 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                     rs = 1;
                     cs = mr;
                 }
-                if (x->zskip) nk = FM_FN(fm_gemm_scan)(K, mr, kc, as, rs, cs, kidx);
+                const int32_t *kl = kidx;
+                if (groups) {
+                    if (g_pc != pc || ir < g_ir0 || ir >= g_ir0 + groups) {
+                        g_pc = pc, g_ir0 = ir;
+                        K->nonzero_k_groups(groups, (int)FM_MIN((int64_t)groups * 4, m - i0), kc,
+                                            as, cs, fm_gemm_skip_max_nk_(kc), kidx_g, nk_g);
+                    }
+                    nk = nk_g[ir - g_ir0];
+                    kl = kidx_g[ir - g_ir0];
+                } else if (x->zskip)
+                    nk = FM_FN(fm_gemm_scan)(K, mr, kc, as, rs, cs, kidx);
                 /* a sliver with zero columns may run as two half-height tiles, each over the
                  * non-zero k of its own rows, when they add up to a fifth fewer FMAs: inputs
                  * such as MNIST's have fewer zero columns in tall slivers (14 pixels across
@@ -958,7 +975,7 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                                        x->alpha, beta_eff);
                         }
                     } else if (nk < kc)
-                        K->ukr_idx(mr, nr, nk, kidx, as, rs, cs, bt, ldb, ct, x->rsc, x->csc,
+                        K->ukr_idx(mr, nr, nk, kl, as, rs, cs, bt, ldb, ct, x->rsc, x->csc,
                                    x->alpha, beta_eff);
                     else
                         K->ukr(mr, nr, kc, as, rs, cs, bt, ldb, ct, x->rsc, x->csc, x->alpha,
