@@ -747,10 +747,6 @@ static int FM_FN(fm_gemm_zero_mode)(const KERNEL *K, int64_t m, int64_t kc, cons
                                                                   : FM_GEMM_ZERO_SKIP;
 }
 
-/* Whether the row path (fm_gemm_body_rows) pays for this A, stored by columns: on the slivers
- * at 1/4, 1/2 and 3/4 of m, the FMAs of its rows, each over its own non-zero k, against those of
- * the blocked path's tiles (a sliver, or its two halves, over their non-zero k). Decided once per
- * call from the data, the same for every thread. */
 /* The non-zero elements of rows [0, mr) x k [0, k) of A stored by columns (rsa == 1), NaN
  * counted as non-zero, as the row path's scan does; counting stops past `enough`. */
 FM_CLONES static int64_t FM_FN(fm_gemm_count_nonzero)(int mr, int64_t k, const T *a, int64_t csa,
@@ -773,6 +769,10 @@ FM_CLONES static int64_t FM_FN(fm_gemm_count_nonzero)(int mr, int64_t k, const T
     return count;
 }
 
+/* Whether the row path (fm_gemm_body_rows) pays for this A, stored by columns: on the slivers
+ * at 1/4, 1/2 and 3/4 of m, the FMAs of its rows, each over its own non-zero k, against those of
+ * the blocked path's tiles (a sliver, or its two halves, over their non-zero k). Decided once per
+ * call from the data, the same for every thread. */
 static int FM_FN(fm_gemm_rows_pay)(const KERNEL *K, int64_t m, int64_t n, int64_t k, const T *a,
                                    int64_t csa) {
     int32_t kidx[FM_GEMM_KC_MAX], kidx_h[2][FM_GEMM_KC_MAX];
@@ -859,8 +859,8 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
     const int groups = x->zskip && x->zquarters && !x->packa && x->rsa == 1 && K->nonzero_k_groups
                            ? (int)(64 / sizeof(T) / 4)
                            : 0;
-    int32_t kidx_g[16 / 4][FM_GEMM_KC_MAX];
-    int64_t nk_g[16 / 4], g_ir0 = -1, g_pc = -1;
+    int32_t kidx_g[4][FM_GEMM_KC_MAX]; /* at most 4 slivers: a line of floats */
+    int64_t nk_g[4], g_ir0 = -1, g_pc = -1;
     int64_t jc, pc;
     for (jc = 0; jc < n; jc += NC) {
         const int64_t nc = FM_MIN(NC, n - jc);

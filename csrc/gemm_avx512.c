@@ -958,6 +958,8 @@ static FM_AVX512 void FN(fm_avx512_nonzero_k_groups)(int groups, int mr, int64_t
         const int ps = kc - p0 < 16 ? (int)(kc - p0) : 16;
         unsigned bits[VL / 4] = {0};
         for (int q = 0; q < ps; q++) {
+            /* the line 16 k on (a new page every k or two: no hardware prefetch); prefetches
+             * never fault, so the last 16 k need no care */
             _mm_prefetch((const char *)(a + (p0 + q + 16) * csa), _MM_HINT_T0);
             const unsigned nz = (unsigned)V_NZ(V_LOADZ(rows, a + (p0 + q) * csa));
 #pragma GCC unroll 4
@@ -1061,8 +1063,8 @@ FM_AVX512_INLINE void FN(fm_avx512_row_stream_r)(const int R, const VT *xs, cons
  * tiles read it in 16-vector slices, one pass per slice: a batch-1 forward, 1 x 256 x 784
  * double, ran 1.03-1.07x faster, n = 512 1.17x. The vectors start at B's cache lines when all
  * its rows share an alignment, so that no load of B spans two lines (C, in L1, does instead):
- * NumPy's large arrays start 16 bytes into a line, where this was another 1.08-1.13x. Each
- * element is one FMA chain in kidx order. */
+ * with B 16 or 48 bytes into a line (NumPy's large arrays start 16 bytes in) another 1.01-1.10x,
+ * 32 bytes in 0.99-1.01x, at a line 0.96-0.99x. Each element is one FMA chain in kidx order. */
 static FM_AVX512 void FN(fm_avx512_row_stream)(int64_t n, int64_t nk, const int32_t *kidx,
                                                const T *a, int64_t csa, const T *b, int64_t ldb,
                                                T *c) {

@@ -133,9 +133,9 @@
         void (*row_stream)(int64_t n, int64_t nk, const int32_t *kidx, const T *a, int64_t csa,  \
                            const T *b, int64_t ldb, T *c);                                         \
         /* optional: the zero scans (as nonzero_k) of `groups` slivers of 4 rows at once, rows  \
-         * [4 g, 4 g + 4) of A stored by columns (rsa == 1), 4 * groups <= 64 bytes of a column \
-         * (a line read once for all): nk[g] and kidx[g] as nonzero_k returns them, rows >= mr  \
-         * neither read nor counted */                                                            \
+         * [4 g, 4 g + 4) of A stored by columns (rsa == 1), the 4 * groups rows at most a cache \
+         * line of a column (read once for all): nk[g] and kidx[g] as nonzero_k returns them,    \
+         * rows >= mr neither read nor counted */                                                 \
         void (*nonzero_k_groups)(int groups, int mr, int64_t kc, const T *a, int64_t csa,         \
                                  int64_t max_nk, int32_t (*kidx)[FM_GEMM_KC_MAX], int64_t *nk);   \
     } fm_gemm_kernel_##S;                                                                          \

@@ -211,6 +211,18 @@ def test_gemm_all_layouts(gemm_kernel, dtype):
         run_gemm_case(rng, 33, 70, 200, dtype, la, lb, "c", 1.0, 0.0)
 
 
+def at_line_offset(values, ld, offset):
+    """A copy of values (rows x cols) whose rows are ld elements apart and whose first element
+    sits `offset` bytes into a 64-byte cache line."""
+    rows, cols = values.shape
+    item = values.dtype.itemsize
+    raw = np.zeros(rows * ld * item + 128, np.uint8)
+    start = (-raw.ctypes.data % 64) + offset
+    base = raw[start:start + rows * ld * item].view(values.dtype).reshape(rows, ld)
+    base[:, :cols] = values
+    return base[:, :cols]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_one_row_any_alignment_same_bits(gemm_kernel, dtype):
     # one or two rows times a transposed B whose rows start at any offset in a cache line: the
@@ -224,12 +236,8 @@ def test_gemm_one_row_any_alignment_same_bits(gemm_kernel, dtype):
         a = rand(rng, (rows, k), dtype)
         outs = []
         for offset in range(0, 64, item):
-            raw = np.zeros(n * ld * item + 128, np.uint8)
-            start = (-raw.ctypes.data % 64) + offset
-            base = raw[start:start + n * ld * item].view(dtype).reshape(n, ld)
-            base[:, :k] = w
             c = np.full((rows, n), np.nan, dtype)
-            _core.gemm(a, base[:, :k].T, c, 1.0, 0.0)
+            _core.gemm(a, at_line_offset(w, ld, offset).T, c, 1.0, 0.0)
             outs.append(c)
         assert all(np.array_equal(outs[0], o) for o in outs[1:]), (rows, n, k, ld)
         assert_near(outs[0], ref.gemm(a, w.T, None), ref.gemm_error_scale(a, w.T, None), dtype,
@@ -357,12 +365,8 @@ def test_gemm_one_row_streamed(gemm_kernel, dtype):
         ld = -(-n * item // 64) * 64 // item
         outs = []
         for offset in range(0, 64, item):
-            raw = np.zeros(k * ld * item + 128, np.uint8)
-            start = (-raw.ctypes.data % 64) + offset
-            base = raw[start:start + k * ld * item].view(dtype).reshape(k, ld)
-            base[:, :n] = w
             c = np.full((1, n), np.nan, dtype)
-            _core.gemm(a, base[:, :n], c, 1.0, 0.0)
+            _core.gemm(a, at_line_offset(w, ld, offset), c, 1.0, 0.0)
             outs.append(c)
         assert all(np.array_equal(outs[0], o) for o in outs[1:]), (n, k)
         assert_near(outs[0], ref.gemm(a, w, None), ref.gemm_error_scale(a, w, None), dtype,
