@@ -411,11 +411,8 @@ static int64_t FM_FN(fm_gemm_nonzero_k)(int mr, int64_t kc, const T *restrict a,
         const T *ac = a + p * csa;
         for (i = 0; i < mr; i++)
             if (ac[i * rsa] != 0) break;
-        if (i < mr) {
-            if (nk == max_nk) return kc;
-            kidx[nk++] = (int32_t)p;
-        }
-        if (p + 1 == FM_GEMM_ZSCAN_PROBE && nk == p + 1) return kc;
+        if (i < mr) kidx[nk++] = (int32_t)p;
+        if (fm_gemm_scan_gives_up(nk, p + 1, max_nk)) return kc;
     }
     return nk;
 }
@@ -747,6 +744,16 @@ static int FM_FN(fm_gemm_zero_mode)(const KERNEL *K, int64_t m, int64_t kc, cons
                                                                   : FM_GEMM_ZERO_SKIP;
 }
 
+/* The non-zero elements of rows [0, rows) of A's columns [p, pe), A stored by columns; inlined
+ * with a fixed `rows` (the kernels' tile heights), the compiler vectorizes it. */
+static inline __attribute__((always_inline)) int FM_FN(fm_gemm_count_cols)(
+    const int rows, int64_t p, int64_t pe, const T *a, int64_t csa) {
+    int c = 0;
+    for (int64_t q = p; q < pe; q++)
+        for (int i = 0; i < rows; i++) c += a[q * csa + i] != 0;
+    return c;
+}
+
 /* The non-zero elements of rows [0, mr) x k [0, k) of A stored by columns (rsa == 1), NaN
  * counted as non-zero, as the row path's scan does; counting stops past `enough`. */
 FM_CLONES static int64_t FM_FN(fm_gemm_count_nonzero)(int mr, int64_t k, const T *a, int64_t csa,
@@ -754,17 +761,9 @@ FM_CLONES static int64_t FM_FN(fm_gemm_count_nonzero)(int mr, int64_t k, const T
     int64_t count = 0;
     for (int64_t p = 0; p < k && count <= enough; p += 8) {
         const int64_t pe = FM_MIN(k, p + 8);
-        int c = 0;
-        if (mr == 14) /* the AVX-512 and AVX2 tiles' rows: fixed counts the compiler vectorizes */
-            for (int64_t q = p; q < pe; q++)
-                for (int i = 0; i < 14; i++) c += a[q * csa + i] != 0;
-        else if (mr == 6)
-            for (int64_t q = p; q < pe; q++)
-                for (int i = 0; i < 6; i++) c += a[q * csa + i] != 0;
-        else
-            for (int64_t q = p; q < pe; q++)
-                for (int i = 0; i < mr; i++) c += a[q * csa + i] != 0;
-        count += c;
+        count += mr == 14  ? FM_FN(fm_gemm_count_cols)(14, p, pe, a, csa) /* AVX-512 tiles */
+                 : mr == 6 ? FM_FN(fm_gemm_count_cols)(6, p, pe, a, csa)  /* AVX2 tiles */
+                           : FM_FN(fm_gemm_count_cols)(mr, p, pe, a, csa);
     }
     return count;
 }

@@ -464,7 +464,7 @@ static FM_AVX2 int64_t FN(fm_avx2_nonzero_k)(int mr, int64_t kc, const T *a, int
                 kidx[nk++] = (int32_t)(p + __builtin_ctz(nz));
                 nz &= nz - 1;
             }
-            if (nk > max_nk || (p + VL == FM_GEMM_ZSCAN_PROBE && nk == p + VL)) return kc;
+            if (fm_gemm_scan_gives_up(nk, p + VL, max_nk)) return kc;
         }
         return nk;
     }
@@ -477,7 +477,7 @@ static FM_AVX2 int64_t FN(fm_avx2_nonzero_k)(int mr, int64_t kc, const T *a, int
             if (mr > VL) nz |= V_NZBITS(V_LOADM(ac + VL, m1));
             kidx[nk] = (int32_t)p;
             nk += nz != 0;
-            if (nk > max_nk || (p + 1 == FM_GEMM_ZSCAN_PROBE && nk == p + 1)) return kc;
+            if (fm_gemm_scan_gives_up(nk, p + 1, max_nk)) return kc;
         }
         return nk;
     }

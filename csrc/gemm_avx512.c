@@ -921,7 +921,7 @@ static FM_AVX512 int64_t FN(fm_avx512_nonzero_k)(int mr, int64_t kc, const T *a,
                 (__mmask16)nz, _mm512_add_epi32(iota, _mm512_set1_epi32((int)p)));
             _mm512_mask_storeu_epi32(kidx + nk, (__mmask16)((1u << count) - 1u), ks);
             nk += count;
-            if (nk > max_nk || (p + VL == FM_GEMM_ZSCAN_PROBE && nk == p + VL)) return kc;
+            if (fm_gemm_scan_gives_up(nk, p + VL, max_nk)) return kc;
         }
         return nk;
     }
@@ -934,7 +934,7 @@ static FM_AVX512 int64_t FN(fm_avx512_nonzero_k)(int mr, int64_t kc, const T *a,
             if (m1) nz |= V_NZ(V_LOADZ(m1, ac + VL));
             kidx[nk] = (int32_t)p;
             nk += nz != 0;
-            if (nk > max_nk || (p + 1 == FM_GEMM_ZSCAN_PROBE && nk == p + 1)) return kc;
+            if (fm_gemm_scan_gives_up(nk, p + 1, max_nk)) return kc;
         }
         return nk;
     }
@@ -971,7 +971,7 @@ static FM_AVX512 void FN(fm_avx512_nonzero_k_groups)(int groups, int mr, int64_t
             _mm512_mask_storeu_epi32(kidx[g] + count[g], (__mmask16)((1u << c) - 1u),
                                      _mm512_maskz_compress_epi32((__mmask16)bits[g], ids));
             count[g] += c;
-            if (count[g] > max_nk || (p0 + 16 == FM_GEMM_ZSCAN_PROBE && count[g] == p0 + 16))
+            if (fm_gemm_scan_gives_up(count[g], p0 + 16, max_nk))
                 dense |= 1u << g;
         }
     }

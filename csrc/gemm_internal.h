@@ -46,6 +46,13 @@
 /* The zero scan gives a sliver up when none of its first this many k is a zero column. */
 #define FM_GEMM_ZSCAN_PROBE 32
 
+/* Whether a zero scan that found nk non-zero k among the first `scanned` gives its sliver up (it
+ * then runs dense): more than max_nk, or all of the first FM_GEMM_ZSCAN_PROBE. Every scan (the
+ * driver's and the kernels') checks this after each step, so all give up alike. */
+static inline int fm_gemm_scan_gives_up(int64_t nk, int64_t scanned, int64_t max_nk) {
+    return nk > max_nk || (scanned == FM_GEMM_ZSCAN_PROBE && nk == scanned);
+}
+
 #define FM_GEMM_DECLARE_KERNEL(T, S)                                                              \
     typedef void (*fm_gemm_ukr_##S)(int mr, int nr, int64_t kc, const T *a, int64_t rsa,         \
                                     int64_t csa, const T *b, int64_t ldb, T *c, int64_t rsc,     \
