@@ -285,6 +285,34 @@ def test_gemm_large_and_packed(gemm_kernel, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_rows_4k_apart(gemm_kernel, dtype):
+    # rows of A a multiple of 4 KiB apart (a layer of 512 doubles or 1024 floats, or a view of
+    # fewer k) are packed, as they alias in L1: the same bits as A with unaliased rows, at 1
+    # and 2 threads, and the reference's values; B in place or transposed, over k blocks
+    rng = np.random.default_rng(21)
+    per_4k = 4096 // np.dtype(dtype).itemsize
+    for m, n, k, ld, lb in [(29, 100, per_4k, per_4k, "c"), (14, 17, per_4k, per_4k, "f"),
+                            (13, 64, 300, per_4k, "c"), (61, 33, per_4k, 2 * per_4k, "f"),
+                            (5, 40, per_4k, per_4k, "c")]:
+        values = rand(rng, (m, k), dtype)
+        aliased = np.zeros((m, ld), dtype)[:, :k]
+        aliased[...] = values
+        unaliased = np.zeros((m, k + 8), dtype)[:, :k]
+        unaliased[...] = values
+        b = rand(rng, (k, n), dtype) if lb == "c" else np.asfortranarray(rand(rng, (k, n), dtype))
+        c0 = rand(rng, (m, n), dtype)
+        outs = []
+        for a, threads in ((unaliased, 1), (aliased, 1), (aliased, 2)):
+            c = c0.copy()
+            _core.gemm(a, b, c, -0.5, 2.0, threads)
+            outs.append(c)
+        what = f"gemm m={m} n={n} k={k} rows {ld} apart, b:{lb}"
+        assert all(np.array_equal(outs[0], o) for o in outs[1:]), what
+        assert_near(outs[1], ref.gemm(values, b, c0, -0.5, 2.0),
+                    ref.gemm_error_scale(values, b, c0, -0.5, 2.0), dtype, what, factor=2.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_vector_plus_two_columns(gemm_kernel, dtype):
     # n one vector of doubles plus 1 or 2 (a 10-unit output layer): on Zen 4 the first 8 columns
     # in place and the rest as dot products on the same rows, in blocks of 8 rows (4-row tiles
