@@ -1380,9 +1380,14 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
      * to kernel.short_k_max where A has no zeros to skip (below). C by rows only: stored by
      * columns (C^T of a swapped product), 4-row tiles write pieces of 4 elements, and the
      * 14-row tiles ran 2-3x faster at k = 2-4 (256 x 256, 1024 x 64) and 1.1-1.7x at k = 32-64
-     * (the output layer's dW, 256 x 10) */
-    const int short_k_shape = K->short_k_rows && csc == 1 && m >= 4 && n >= K->nr_small[4] &&
-                              k <= K->short_k_max;
+     * (the output layer's dW, 256 x 10). Not beyond 64 k with B's rows aliasing in L1
+     * (fm_gemm_rows_alias_: a layer of 1024 floats): 14-row tiles ran faster there, float
+     * 256 x 1024 x 72-128 1.57-1.75x, 4096 x 1024 x 128 1.57x, 8 x 1024 x 128 1.38x (2
+     * threads 0.95-1.16x); with B's rows 1040 floats apart the short-k path stays 1.09x ahead. */
+    const int short_k_shape =
+        K->short_k_rows && csc == 1 && m >= 4 && n >= K->nr_small[4] && k <= K->short_k_max &&
+        (k <= 64 || !fm_gemm_rows_alias_(sizeof(T) * (size_t)(csb == 1 ? rsb : fm_gemm_round_up_(
+                                                                    (size_t)n, 16))));
     const int short_k = short_k_shape && csb == 1;
     /* the zero scan costs about one load per k of a sliver; n >= 2 tiles amortize it */
     const int zscan = !dot && K->ukr_idx && k >= 16 && n >= 2 * K->nr;

@@ -310,6 +310,30 @@ def test_gemm_rows_4k_apart(gemm_kernel, dtype):
         assert all(np.array_equal(outs[0], o) for o in outs[1:]), what
         assert_near(outs[1], ref.gemm(values, b, c0, -0.5, 2.0),
                     ref.gemm_error_scale(values, b, c0, -0.5, 2.0), dtype, what, factor=2.0)
+    # a short k (at most 128 floats) over B whose rows alias the same way takes 14-row tiles
+    # instead of the short-k path: B by rows in place (n whole rows or a view of fewer), or
+    # B^T copied by rows
+    for m, n, k, ld, lb in [(256, per_4k, 100, per_4k, "c"), (20, per_4k - 24, 72, per_4k, "c"),
+                            (33, per_4k, 64, per_4k, "c"), (40, per_4k, 128, per_4k, "f")]:
+        a = rand(rng, (m, k), dtype)
+        values = rand(rng, (k, n), dtype)
+        # (B^T is copied by rows of n rounded up to 16: they alias when n does)
+        aliased = np.zeros((k, ld), dtype)[:, :n] if lb == "c" else np.asfortranarray(values)
+        unaliased = np.zeros((k, ld + 16), dtype)[:, :n]
+        aliased[...] = values
+        unaliased[...] = values
+        c0 = rand(rng, (m, n), dtype)
+        outs = []
+        for b, threads in ((unaliased, 1), (aliased, 1), (aliased, 2)):
+            c = c0.copy()
+            _core.gemm(a, b, c, 1.5, -1.0, threads)
+            outs.append(c)
+        what = f"gemm m={m} n={n} k={k}, B's rows {ld} apart, b:{lb}"
+        # (the two paths may sum a narrow edge tile in another order: not the same bits)
+        assert np.array_equal(outs[1], outs[2]), what
+        for out in outs:
+            assert_near(out, ref.gemm(a, values, c0, 1.5, -1.0),
+                        ref.gemm_error_scale(a, values, c0, 1.5, -1.0), dtype, what, factor=2.0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
