@@ -1429,7 +1429,15 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
      * 1024 x 784 x 256 ran 10% faster there on a Zen 3 core. */
     panels = !dot && K->panel_mc && m >= K->panel_min_m && n >= FM_GEMM_PANEL_MIN_N && k >= 16 &&
              (csa != 1 || m < FM_GEMM_PACKB_MIN_M || n <= FM_GEMM_PACKB_MIN_M);
-    x.packb = !dot && !panels && fm_gemm_pack_b_(m, csb);
+    /* B by rows is packed from 256 rows on too when it is wide (rows 4000 bytes or more: 1000
+     * floats, 500 doubles) and takes 3 or more k blocks, on one thread: AVX-512 on a Zen 4 core,
+     * interleaved: float 256 x 1000 x 1024 1.11x, 300 x 1024 x 784 1.07x, 256 x 2048 x 784 1.11x,
+     * double 480 x 500 x 1024 1.12x, 256 x 1024 x 784-1000 1.00-1.11x; with fewer rows, fewer k
+     * blocks or narrower rows 0.76-1.0x, and at 2 threads 0.95-1.09x (the shared packing
+     * waits for both threads). The same tiles in the same order: the same bits either way. */
+    x.packb = !dot && !panels &&
+              (fm_gemm_pack_b_(m, csb) || (run_threads == 1 && m >= 256 && k > 2 * (int64_t)K->kc &&
+                                           rsb * (int64_t)sizeof(T) >= 4000));
     /* a row-major A is packed too, by kernels that ask for it, when its rows alias in L1
      * (fm_gemm_rows_alias_), or when wide products (n >= 512,
      * each sliver used for 16+ tiles) take several k blocks: no 4 KiB-strided rows in L1 (AVX-512

@@ -337,6 +337,27 @@ def test_gemm_rows_4k_apart(gemm_kernel, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_wide_b_over_k_blocks(gemm_kernel, dtype):
+    # B by rows 4000+ bytes wide over 3+ k blocks, from 256 rows: packed on one thread, read in
+    # place on two; the same bits either way, B whole or a view of fewer columns
+    rng = np.random.default_rng(22)
+    k = 2 * (384 if dtype == np.float32 else 256) + 5
+    for m, n, ld in [(256, 1003, 1003), (263, 1010, 1040)]:
+        a = rand(rng, (m, k), dtype)
+        b = rand(rng, (k, ld), dtype)[:, :n]
+        c0 = rand(rng, (m, n), dtype)
+        outs = []
+        for threads in (1, 2):
+            c = c0.copy()
+            _core.gemm(a, b, c, 0.5, 1.0, threads)
+            outs.append(c)
+        what = f"gemm m={m} n={n} k={k}, B's rows {ld} apart"
+        assert np.array_equal(outs[0], outs[1]), what
+        assert_near(outs[0], ref.gemm(a, b, c0, 0.5, 1.0), ref.gemm_error_scale(a, b, c0, 0.5, 1.0),
+                    dtype, what, factor=2.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_vector_plus_two_columns(gemm_kernel, dtype):
     # n one vector of doubles plus 1 or 2 (a 10-unit output layer): on Zen 4 the first 8 columns
     # in place and the rest as dot products on the same rows, in blocks of 8 rows (4-row tiles
