@@ -8,6 +8,7 @@ plus 1024^3; float32 and float64.
     python bench/bench_gemm.py --quick          # fewer rounds
     python bench/bench_gemm.py --lib PATH.so    # a standalone build of csrc/ through ctypes
     python bench/bench_gemm.py --mnist          # the first layer's products on MNIST pixels
+    python bench/bench_gemm.py --layers 784,1024,1024,10 --batches 32,256   # another MLP
 
 Timing: warm-up, then rounds alternating fastmlp and NumPy (each round a batch of calls lasting
 about 10 ms); the median per-call time over rounds is reported, with GFLOP/s = 2mnk / time, and
@@ -41,15 +42,15 @@ BATCHES = (1, 32, 64, 256, 1024)
 LAYERS = ((784, 256), (256, 256), (256, 10))
 
 
-def shapes():
+def shapes(layers=LAYERS, batches=BATCHES):
     """(name, m, n, k, a_transposed, b_transposed)."""
     out = []
-    for b in BATCHES:
-        for li, (n_in, n_out) in enumerate(LAYERS, 1):
+    for b in batches:
+        for li, (n_in, n_out) in enumerate(layers, 1):
             out.append((f"fwd{li}", b, n_out, n_in, False, False))     # X W
-        for li, (n_in, n_out) in enumerate(LAYERS, 1):
+        for li, (n_in, n_out) in enumerate(layers, 1):
             out.append((f"dW{li}", n_in, n_out, b, True, False))       # X^T dZ
-        for li, (n_in, n_out) in enumerate(LAYERS, 1):
+        for li, (n_in, n_out) in enumerate(layers, 1):
             out.append((f"dX{li}", b, n_in, n_out, False, True))       # dZ W^T
     out.append(("square", 1024, 1024, 1024, False, False))
     return out
@@ -200,10 +201,25 @@ def main():
                          "results/gemm_mnist.json")
     ap.add_argument("--keep-openblas-env", action="store_true",
                     help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
+    ap.add_argument("--layers", default=None,
+                    help="the MLP's widths, e.g. 784,1024,1024,10 (default 784,256,256,10); "
+                         "writes results/gemm_<widths>.json")
+    ap.add_argument("--batches", default=None,
+                    help="batch sizes, e.g. 32,256 (default 1,32,64,256,1024)")
     args = ap.parse_args()
     rounds = args.rounds or (5 if args.quick else 15)
+    try:
+        widths = [int(w) for w in args.layers.split(",")] if args.layers else None
+        batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else BATCHES
+    except ValueError:
+        ap.error("--layers and --batches take comma-separated whole numbers, e.g. 784,512,10")
+    if (widths is not None and (len(widths) < 2 or min(widths) < 1)) or min(batches) < 1:
+        ap.error("--layers needs 2 or more widths and --batches sizes of 1 or more")
+    layers = tuple(zip(widths, widths[1:])) if widths else LAYERS
     if args.mnist and args.out == ap.get_default("out"):
         args.out = os.path.join(HERE, "results", "gemm_mnist.json")
+    elif widths and args.out == ap.get_default("out"):
+        args.out = os.path.join(HERE, "results", f"gemm_{'-'.join(map(str, widths))}.json")
 
     backend = CtypesGemm(args.lib) if args.lib else CoreGemm()
     if args.kernel:
@@ -231,7 +247,7 @@ def main():
         print()
         print(header + "   (GFLOP/s of medians; ratio = fastmlp / numpy speed, of medians and"
               " of best rounds)")
-        for name, m, n, k, ta, tb in shapes():
+        for name, m, n, k, ta, tb in shapes(layers, batches):
             if (args.only and args.only not in name) or (mnist is not None and
                                                          name not in ("fwd1", "dW1")):
                 continue
@@ -274,6 +290,7 @@ def main():
 
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     meta = dict(cpu=cpu_model(), logical_cpus=os.cpu_count(), python=platform.python_version(),
+                layers=[layers[0][0]] + [n_out for _, n_out in layers], batches=list(batches),
                 a_operand="shuffled MNIST rows (first layer)" if args.mnist else "Gaussian",
                 numpy=np.__version__, blas=blas, removed_env=sorted(_REMOVED), threads=1,
                 rounds=rounds, statistic="median (and best) seconds per call over rounds",
