@@ -1384,10 +1384,10 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
      * (fm_gemm_rows_alias_: a layer of 1024 floats): 14-row tiles ran faster there, float
      * 256 x 1024 x 72-128 1.57-1.75x, 4096 x 1024 x 128 1.57x, 8 x 1024 x 128 1.38x (2
      * threads 0.95-1.16x); with B's rows 1040 floats apart the short-k path stays 1.09x ahead. */
-    const int short_k_shape =
-        K->short_k_rows && csc == 1 && m >= 4 && n >= K->nr_small[4] && k <= K->short_k_max &&
-        (k <= 64 || !fm_gemm_rows_alias_(sizeof(T) * (size_t)(csb == 1 ? rsb : fm_gemm_round_up_(
-                                                                    (size_t)n, 16))));
+    const size_t b_row_bytes =
+        sizeof(T) * (csb == 1 ? (size_t)rsb : fm_gemm_round_up_((size_t)n, 16)); /* or B^T's copy */
+    const int short_k_shape = K->short_k_rows && csc == 1 && m >= 4 && n >= K->nr_small[4] &&
+                              k <= K->short_k_max && (k <= 64 || !fm_gemm_rows_alias_(b_row_bytes));
     const int short_k = short_k_shape && csb == 1;
     /* the zero scan costs about one load per k of a sliver; n >= 2 tiles amortize it */
     const int zscan = !dot && K->ukr_idx && k >= 16 && n >= 2 * K->nr;
