@@ -1429,15 +1429,20 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
      * 1024 x 784 x 256 ran 10% faster there on a Zen 3 core. */
     panels = !dot && K->panel_mc && m >= K->panel_min_m && n >= FM_GEMM_PANEL_MIN_N && k >= 16 &&
              (csa != 1 || m < FM_GEMM_PACKB_MIN_M || n <= FM_GEMM_PACKB_MIN_M);
-    /* B by rows is packed from 256 rows on too when it is wide (rows 4000 bytes or more: 1000
-     * floats, 500 doubles) and takes 3 or more k blocks, on one thread: AVX-512 on a Zen 4 core,
-     * interleaved: float 256 x 1000 x 1024 1.11x, 300 x 1024 x 784 1.07x, 256 x 2048 x 784 1.11x,
-     * double 480 x 500 x 1024 1.12x, 256 x 1024 x 784-1000 1.00-1.11x; with fewer rows, fewer k
-     * blocks or narrower rows 0.76-1.0x, and at 2 threads 0.95-1.09x (the shared packing
-     * waits for both threads). The same tiles in the same order: the same bits either way. */
+    /* B by rows is packed from 128 rows on too when its rows are long (4000 bytes or more) and
+     * do not start at the same offset in a cache line (1000 floats, 500 doubles: every other
+     * row starts mid-line), over several k blocks. Read in place, such rows defeated the
+     * hardware prefetcher: float 128 x 960 x 1024 (A^T) ran at 57 GFLOP/s with rows 4000 or
+     * 4064 bytes apart, 83-86 at 3968 or 4032. AVX-512 on a Zen 4 core, interleaved, rows 4000
+     * bytes apart: float 128 x 1000 x 1024 (A^T) 1.20-1.27x, 256 x 1000 x 512 1.14-1.18x,
+     * double 256 x 500 x 512 1.12x, 200 x 500 x 1024 (A^T) 1.16-1.20x, 2 threads 1.05-1.32x;
+     * below 128 rows or in one k block 0.96-1.02x. Rows a multiple of 64 bytes apart stay in
+     * place (packed: 1.06x on one thread, 0.85-0.95x on two; the choice must not depend on
+     * the thread count, as a sliver of 1-3 rows takes other tiles over packed B: other bits). */
+    const size_t b_row_bytes_in_place = sizeof(T) * (size_t)rsb;
     x.packb = !dot && !panels &&
-              (fm_gemm_pack_b_(m, csb) || (run_threads == 1 && m >= 256 && k > 2 * (int64_t)K->kc &&
-                                           rsb * (int64_t)sizeof(T) >= 4000));
+              (fm_gemm_pack_b_(m, csb) || (m >= 128 && k > K->kc && b_row_bytes_in_place >= 4000 &&
+                                           b_row_bytes_in_place % 64 != 0));
     /* a row-major A is packed too, by kernels that ask for it, when its rows alias in L1
      * (fm_gemm_rows_alias_), or when wide products (n >= 512,
      * each sliver used for 16+ tiles) take several k blocks: no 4 KiB-strided rows in L1 (AVX-512

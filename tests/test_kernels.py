@@ -338,21 +338,27 @@ def test_gemm_rows_4k_apart(gemm_kernel, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_wide_b_over_k_blocks(gemm_kernel, dtype):
-    # B by rows 4000+ bytes wide over 3+ k blocks, from 256 rows: packed on one thread, read in
-    # place on two; the same bits either way, B whole or a view of fewer columns
+    # B by rows 4000+ bytes long over 2+ k blocks, from 128 rows: packed when its rows start at
+    # different offsets in a cache line, in place when they are whole lines apart. The choice
+    # must not depend on the thread count: a last sliver of 1-3 rows takes other tiles over
+    # packed B (other bits), so 1, 2 and 3 threads must agree, whatever m leaves over
     rng = np.random.default_rng(22)
-    k = 2 * (384 if dtype == np.float32 else 256) + 5
-    for m, n, ld in [(256, 1003, 1003), (263, 1010, 1040)]:
+    k = 384 + 5 if dtype == np.float32 else 256 + 5
+    per_4k = 4096 // np.dtype(dtype).itemsize
+    cases = [(m, n, ld) for m in (128, 255, 267) for n, ld in [(per_4k - 24, per_4k - 24),
+                                                            (per_4k, per_4k),
+                                                            (per_4k - 21, per_4k + 16)]]
+    for m, n, ld in cases:
         a = rand(rng, (m, k), dtype)
         b = rand(rng, (k, ld), dtype)[:, :n]
         c0 = rand(rng, (m, n), dtype)
         outs = []
-        for threads in (1, 2):
+        for threads in (1, 2, 3):
             c = c0.copy()
             _core.gemm(a, b, c, 0.5, 1.0, threads)
             outs.append(c)
         what = f"gemm m={m} n={n} k={k}, B's rows {ld} apart"
-        assert np.array_equal(outs[0], outs[1]), what
+        assert all(np.array_equal(outs[0], o) for o in outs[1:]), what
         assert_near(outs[0], ref.gemm(a, b, c0, 0.5, 1.0), ref.gemm_error_scale(a, b, c0, 0.5, 1.0),
                     dtype, what, factor=2.0)
 
