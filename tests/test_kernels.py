@@ -343,7 +343,7 @@ def test_gemm_wide_b_over_k_blocks(gemm_kernel, dtype):
     # must not depend on the thread count: a last sliver of 1-3 rows takes other tiles over
     # packed B (other bits), so 1, 2 and 3 threads must agree, whatever m leaves over
     rng = np.random.default_rng(22)
-    k = 384 + 5 if dtype == np.float32 else 256 + 5
+    k = 2 * (384 if dtype == np.float32 else 256) + 5  # 3 k blocks
     per_4k = 4096 // np.dtype(dtype).itemsize
     cases = [(m, n, ld) for m in (128, 255, 267) for n, ld in [(per_4k - 24, per_4k - 24),
                                                             (per_4k, per_4k),
