@@ -283,10 +283,11 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
         const int U = MR * NV >= 8 ? 1 : (8 + MR * NV - 1) / (MR * NV);
         /* B in place whose rows do not start at the same offset in a cache line (a row of 760
          * floats is 3040 bytes: every other row starts mid-line) defeats the hardware
-         * prefetcher: its rows are fetched 8 k ahead (Zen 4, interleaved, 1 thread: float
-         * 128 x 720 x 1024 (A^T) with rows 760 apart 1.11x, 128 x 870 x 1024 1.43x, double
-         * 256 x 380 x 512 1.41x, 96 x 500 x 784 1.10x; 2 threads 1.00-1.09x). Packed B and
-         * rows whole lines apart need none; rows under 1 KiB were not helped. */
+         * prefetcher: its rows are fetched 8 k ahead (Zen 4, interleaved against the library
+         * without, 1 thread: float 128 x 720 x 1024 (A^T) with rows 760 apart 1.09x,
+         * 128 x 870 x 1024 1.20x, 256 x 760 x 512 1.05x, double 256 x 380 x 512 1.07x,
+         * 96 x 500 x 784 1.04x; 2 threads 1.00-1.09x). Packed B and rows whole lines apart need
+         * none; rows under 1 KiB were not helped. */
         const int64_t row_bytes = ldb * (int64_t)sizeof(T);
         const int64_t pfd = row_bytes % 64 != 0 && row_bytes >= 1024 ? 8 * ldb : 0;
         for (p = 0; p + U <= kc; p += U) {
