@@ -1439,10 +1439,9 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
      * below 128 rows or in one k block 0.96-1.02x. Rows a multiple of 64 bytes apart stay in
      * place (packed: 1.06x on one thread, 0.85-0.95x on two; the choice must not depend on
      * the thread count, as a sliver of 1-3 rows takes other tiles over packed B: other bits). */
-    const size_t b_row_bytes_in_place = sizeof(T) * (size_t)rsb;
     x.packb = !dot && !panels &&
-              (fm_gemm_pack_b_(m, csb) || (m >= 128 && k > K->kc && b_row_bytes_in_place >= 4000 &&
-                                           b_row_bytes_in_place % 64 != 0));
+              (fm_gemm_pack_b_(m, csb) || /* here B is by rows: b_row_bytes is its stride */
+               (m >= 128 && k > K->kc && b_row_bytes >= 4000 && b_row_bytes % 64 != 0));
     /* a row-major A is packed too, by kernels that ask for it, when its rows alias in L1
      * (fm_gemm_rows_alias_), or when wide products (n >= 512,
      * each sliver used for 16+ tiles) take several k blocks: no 4 KiB-strided rows in L1 (AVX-512
