@@ -364,6 +364,45 @@ def test_gemm_wide_b_over_k_blocks(gemm_kernel, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_last_columns_down_the_rows(gemm_kernel, dtype):
+    # A by columns (X^T in place, or packed: rows 4 KiB apart) and a last tile of a few columns
+    # (100 floats: 4 past 3 tiles; 50, 40: a vector and 2 or 8 more; 36: 4 past a tile): those run
+    # as vectors down 8-14 rows, one FMA chain per element over the same k as a row tile, so
+    # the columns come out with the same bits as inside a wider product, for every C layout,
+    # alpha and beta; and match the reference, with zero columns of A skipped too
+    rng = np.random.default_rng(23)
+    per_4k = 4096 // np.dtype(dtype).itemsize
+    k = 300
+    for m, n in itertools.product((22, 50, 136), (100, 50, 40, 36)):  # slivers of 14 and 8-10
+        n_wide = -(-n // 32) * 32  # whole 2-vector tiles
+        for la in ("f", "4k"):
+            if la == "f":
+                a = rand(rng, (k, m), dtype).T
+            else:
+                a = rand(rng, (m, per_4k), dtype)[:, :k]
+            b_wide = rand(rng, (k, n_wide), dtype)
+            b = np.ascontiguousarray(b_wide[:, :n])
+            for (alpha, beta), lc in zip([(1.0, 0.0), (0.5, -1.0), (-2.0, 0.25)], ("c", "f", "cs")):
+                c0 = rand(rng, (m, n_wide), dtype)
+                c, _, _ = make(rng, (m, n), dtype, lc, values=c0[:, :n])
+                wide_c = c0.copy()
+                _core.gemm(a, b, c, alpha, beta)
+                _core.gemm(a, b_wide, wide_c, alpha, beta)
+                what = f"gemm m={m} n={n} k={k} a:{la} c:{lc} alpha={alpha} beta={beta}"
+                assert np.array_equal(c, wide_c[:, :n]), what
+                assert_near(c, ref.gemm(a, b, c0[:, :n], alpha, beta),
+                            ref.gemm_error_scale(a, b, c0[:, :n], alpha, beta), dtype, what, 2.0)
+        # zero columns of A (k skipped) under a packed sliver
+        a = rand(rng, (m, per_4k), dtype)[:, :k]
+        a[:, ::3] = 0
+        want = ref.gemm(a, b, None)
+        c = np.full((m, n), np.nan, dtype)
+        _core.gemm(a, b, c, 1.0, 0.0)
+        assert_near(c, want, ref.gemm_error_scale(a, b, None), dtype,
+                    f"gemm m={m} n={n} k={k} with zero columns", 2.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_vector_plus_two_columns(gemm_kernel, dtype):
     # n one vector of doubles plus 1 or 2 (a 10-unit output layer): on Zen 4 the first 8 columns
     # in place and the rest as dot products on the same rows, in blocks of 8 rows (4-row tiles
