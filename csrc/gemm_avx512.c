@@ -5,7 +5,8 @@
  * a 10-unit output layer) use a 14 x 1-vector tile; one to three rows (batch 1..3, with B in
  * place) use wider tiles so that enough independent FMA chains hide the FMA latency.
  * Column edges use AVX-512 masks (columns beyond nr are never read nor written), so the same
- * code serves full and edge tiles and B can be read in place.
+ * code serves full and edge tiles and B can be read in place; a last few columns over A by
+ * columns run as column tiles, vectors down the rows (fm_avx512_cols_pay).
  *
  * Compiled with target attributes only, chosen at run time; on other architectures this file is
  * empty. It includes itself once per dtype (FM_GEMM_AVX512_PASS). */
