@@ -535,7 +535,6 @@ static const FN(fm_avx512_itile_fn) FN(fm_avx512_i2)[14] = {
  * column and row vector. Each element is still one FMA chain over the same k in the same order,
  * A[i, p] * B[p, j] added as in the row tile, and alpha and beta are applied as there: the same
  * results whichever tile computes it. */
-#undef COLS_NR
 #define COLS_NR 8 /* columns, one row vector */
 FM_AVX512_INLINE void FN(fm_avx512_col_tile)(const int MV, const int NC, int mr, int64_t kc,
                                              const int32_t *kidx, const T *restrict a,
@@ -1290,6 +1289,8 @@ const FN(fm_gemm_kernel) FN(fm_gemm_avx512_zen4) =
 #undef FN2
 #undef FN
 #undef MAXACC
+#undef COLS_NR
+#undef COL_FN
 #undef TILE_FN
 #undef DENSE_FN
 #undef IDX_FN
