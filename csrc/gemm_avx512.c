@@ -537,13 +537,13 @@ static const FN(fm_avx512_itile_fn) FN(fm_avx512_i2)[14] = {
  * column and row vector. Each element is still one FMA chain over the same k in the same order,
  * A[i, p] * B[p, j] added as in the row tile, and alpha and beta are applied as there: the same
  * results whichever tile computes it. */
-#define COLS_NR 8 /* columns, one row vector */
+#define COLS_NR 8 /* FMAs a k at most: columns x row vectors */
 FM_AVX512_INLINE void FN(fm_avx512_col_tile)(const int MV, const int NC, int mr, int64_t kc,
                                              const int32_t *kidx, const T *restrict a,
                                              int64_t csa, const T *restrict b, int64_t ldb,
                                              T *restrict c, int64_t rsc, int64_t csc, T alpha,
                                              T beta) {
-    VT acc[2 * COLS_NR];
+    VT acc[COLS_NR];
     const MT ml = FN(fm_avx512_mask)(mr, MV - 1);
     int64_t p;
 #pragma GCC unroll 16
@@ -600,7 +600,7 @@ FM_AVX512_INLINE void FN(fm_avx512_col_tile)(const int MV, const int NC, int mr,
             }
         }
     } else { /* the row tile's scalar stores */
-        T buf[2 * COLS_NR * VL];
+        T buf[COLS_NR * VL];
 #pragma GCC unroll 16
         for (int i = 0; i < MV * NC; i++) V_STORE(buf + i * VL, acc[i]);
         for (int i = 0; i < mr; i++) {
@@ -657,20 +657,27 @@ static const FN(fm_avx512_ctile_fn) FN(fm_avx512_cols_fns)[2][COLS_NR] = {
  * 1.11-1.13x, 1024 x 60 x 784 (A^T) 1.11-1.14x, 256 x 100 x 1024 1.03-1.07x; 12 floats of 16
  * gained nothing. */
 static inline int FN(fm_avx512_cols_pay)(int mr, int nr, int64_t rsa) {
-    return rsa == 1 && mr >= 8 && (mr > VL ? 2 : 1) * nr <= 8;
+    return rsa == 1 && mr >= 8 && (mr > VL ? 2 : 1) * nr <= COLS_NR;
+}
+
+/* The columns an mr x nr tile leaves to row tiles before its column tile: 0 (all columns), VL
+ * (a vector, then columns), or nr (no column tile) */
+static inline int FN(fm_avx512_cols_lead)(int mr, int nr, int64_t rsa) {
+    if (FN(fm_avx512_cols_pay)(mr, nr, rsa)) return 0;
+    if (nr > VL && FN(fm_avx512_cols_pay)(mr, nr - VL, rsa)) return VL;
+    return nr;
 }
 
 /* Same tile shapes as fm_avx512_ukr. */
 static void FN(fm_avx512_ukr_idx)(int mr, int nr, int64_t nk, const int32_t *kidx, const T *a,
                                   int64_t rsa, int64_t csa, const T *b, int64_t ldb, T *c,
                                   int64_t rsc, int64_t csc, T alpha, T beta) {
-    if (FN(fm_avx512_cols_pay)(mr, nr, rsa)) {
-        FN(fm_avx512_cols_fns)[mr > VL][nr - 1](mr, nk, kidx, a, csa, b, ldb, c, rsc, csc, alpha,
-                                                 beta);
-    } else if (nr > VL && FN(fm_avx512_cols_pay)(mr, nr - VL, rsa)) { /* a vector, then columns */
-        FN(fm_avx512_i1)[mr - 1](VL, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
-        FN(fm_avx512_cols_fns)[mr > VL][nr - VL - 1](mr, nk, kidx, a, csa, b + VL, ldb,
-                                                      c + VL * csc, rsc, csc, alpha, beta);
+    const int lead = FN(fm_avx512_cols_lead)(mr, nr, rsa);
+    if (lead < nr) {
+        if (lead)
+            FN(fm_avx512_i1)[mr - 1](lead, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+        FN(fm_avx512_cols_fns)[mr > VL][nr - lead - 1](mr, nk, kidx, a, csa, b + lead, ldb,
+                                                        c + lead * csc, rsc, csc, alpha, beta);
     } else if (nr <= VL) {
         FN(fm_avx512_i1)[mr - 1](nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
     } else if (nr <= 2 * VL) {
@@ -701,13 +708,11 @@ static void FN(fm_avx512_ukr_idx)(int mr, int nr, int64_t nk, const int32_t *kid
 static void FN(fm_avx512_ukr)(int mr, int nr, int64_t kc, const T *a, int64_t rsa, int64_t csa,
                               const T *b, int64_t ldb, T *c, int64_t rsc, int64_t csc, T alpha,
                               T beta) {
-    if (FN(fm_avx512_cols_pay)(mr, nr, rsa)) {
-        FN(fm_avx512_cols_fns)[mr > VL][nr - 1](mr, kc, NULL, a, csa, b, ldb, c, rsc, csc, alpha,
-                                                 beta);
-    } else if (nr > VL && FN(fm_avx512_cols_pay)(mr, nr - VL, rsa)) { /* a vector, then columns */
-        FN(fm_avx512_n1)[mr - 1](VL, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
-        FN(fm_avx512_cols_fns)[mr > VL][nr - VL - 1](mr, kc, NULL, a, csa, b + VL, ldb,
-                                                      c + VL * csc, rsc, csc, alpha, beta);
+    const int lead = FN(fm_avx512_cols_lead)(mr, nr, rsa);
+    if (lead < nr) {
+        if (lead) FN(fm_avx512_n1)[mr - 1](lead, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
+        FN(fm_avx512_cols_fns)[mr > VL][nr - lead - 1](mr, kc, NULL, a, csa, b + lead, ldb,
+                                                        c + lead * csc, rsc, csc, alpha, beta);
     } else if (nr <= VL) {
         FN(fm_avx512_n1)[mr - 1](nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
     } else if (nr <= 2 * VL) {
