@@ -868,12 +868,23 @@ def test_gemm_errors():
         _core.gemm(a, np.ones((4, 2)), np.zeros((3, 3)))
     with pytest.raises(ValueError):
         _core.gemm(a, np.ones((4, 2)), np.zeros((2, 2)))
-    with pytest.raises((TypeError, ValueError)):  # mixed dtypes
+    with pytest.raises(ValueError, match="one dtype.*float32, float64 and float64"):
         _core.gemm(a.astype(np.float32), np.ones((4, 2)), np.zeros((3, 2)))
-    with pytest.raises((TypeError, ValueError)):  # read-only output
+    with pytest.raises(ValueError, match="read-only"):
         c = np.zeros((3, 2))
         c.setflags(write=False)
         _core.gemm(a, np.ones((4, 2)), c)
+    with pytest.raises(ValueError, match="b must be a 2-d float32 or float64 array.*1-d"):
+        _core.gemm(a, np.ones(4), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="a must be .*format 'l'|a must be .*format 'q'"):
+        _core.gemm(a.astype(np.int64), np.ones((4, 2)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="b must be .*format '>d'"):  # byte-swapped
+        _core.gemm(a, np.ones((4, 2), dtype=">f8"), np.zeros((3, 2)))
+    misaligned = np.zeros(8 * 12 + 1, np.uint8)[1:].view(np.float64).reshape(3, 4)
+    with pytest.raises(ValueError, match="a must be .*not aligned"):
+        _core.gemm(misaligned, np.ones((4, 2)), np.zeros((3, 2)))
+    with pytest.raises(TypeError, match="c must be a NumPy array, got list"):
+        _core.gemm(a, np.ones((4, 2)), [[0.0, 0.0]] * 3)
 
 
 # ---------------------------------------------------------------- activations

@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, embedsignature=True
-"""Binding to the C kernels: typed memoryviews in, raw pointers to C, status codes to exceptions.
+"""Binding to the C kernels: typed memoryviews (gemm: the buffers themselves) in, raw pointers to
+C, status codes to exceptions.
 
 Stateless: callers allocate every output. Shapes are checked here (cheaply, once); the kernels
 trust them. Every kernel runs without the GIL.
@@ -7,6 +8,8 @@ trust them. Every kernel runs without the GIL.
 from cython cimport floating
 from libc.stdint cimport int64_t, int32_t, uint64_t
 from libc.stdlib cimport malloc, free
+from cpython.buffer cimport (PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release, PyBUF_RECORDS,
+                            PyBUF_RECORDS_RO, Py_buffer)
 import numpy as np
 
 from fastmlp._core cimport *
@@ -63,47 +66,90 @@ def gemm_kernel_name(dtype):
     raise TypeError(f"dtype {dt} is not supported; use float32 or float64")
 
 
-cdef object _float32 = np.dtype(np.float32)
-cdef object _float64 = np.dtype(np.float64)
+cdef bint _little_endian = np.little_endian
+
+
+cdef char _real_kind(const Py_buffer *buf) noexcept:
+    """b'f' (float32) or b'd' (float64) for a buffer of native-order reals, else 0."""
+    cdef const char *f = buf.format
+    if f == NULL:
+        return 0
+    if f[0] == b'@' or f[0] == b'=' or (f[0] == b'<' and _little_endian) or \
+            (f[0] == b'>' and not _little_endian):
+        f += 1
+    if f[1] != 0:
+        return 0
+    if f[0] == b'f' and buf.itemsize == 4:
+        return b'f'
+    if f[0] == b'd' and buf.itemsize == 8:
+        return b'd'
+    return 0
+
+
+cdef int _matrix(obj, Py_buffer *buf, bint writable, str name) except -1:
+    """obj's buffer (released by the caller) if it is a 2-d array of float32 or float64 whose
+    strides are whole elements; else a ValueError that names the operand."""
+    if not PyObject_CheckBuffer(obj):
+        raise TypeError(f"gemm: {name} must be a NumPy array, got {type(obj).__name__}")
+    PyObject_GetBuffer(obj, buf, PyBUF_RECORDS if writable else PyBUF_RECORDS_RO)
+    if buf.ndim != 2 or _real_kind(buf) == 0 or buf.strides[0] % buf.itemsize != 0 or \
+            buf.strides[1] % buf.itemsize != 0 or <size_t>buf.buf % <size_t>buf.itemsize != 0:
+        what = (f"{buf.ndim}-d" if buf.ndim != 2 else
+                f"format {(<bytes>buf.format).decode()!r}" if _real_kind(buf) == 0 else
+                "an array not aligned to its element size")
+        PyBuffer_Release(buf)
+        raise ValueError(f"gemm: {name} must be a 2-d float32 or float64 array with aligned "
+                         f"elements, got {what}; pass np.ascontiguousarray({name}, dtype=...)")
+    return 0
 
 
 def gemm(a, b, c, double alpha=1.0, double beta=0.0, int n_threads=1):
     """c := alpha * a @ b + beta * c, in place; any element strides (transposed views welcome)."""
-    # Dispatch on the dtype object by hand: a fused def function's signature matching took
-    # 0.2 us a call, a third of a small product.
-    dt = getattr(a, "dtype", None)
-    if dt is _float32:
-        _gemm[float](a, b, c, alpha, beta, n_threads)
-    elif dt is _float64:
-        _gemm[double](a, b, c, alpha, beta, n_threads)
-    else:
-        _gemm_any(a, b, c, alpha, beta, n_threads)
-
-
-def _gemm_any(const floating[:, :] a, const floating[:, :] b, floating[:, :] c, double alpha,
-              double beta, int n_threads):
-    _gemm(a, b, c, alpha, beta, n_threads)
-
-
-cdef _gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
-           double alpha, double beta, int n_threads):
-    cdef int64_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
-    if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n:
-        raise ValueError(f"gemm: shapes {tuple((a.shape[0], a.shape[1]))} @ {tuple((b.shape[0], b.shape[1]))} -> "
-                         f"{tuple((c.shape[0], c.shape[1]))} do not agree")
-    cdef Py_ssize_t sz = sizeof(floating)
-    cdef int64_t rsa = _es(a.strides[0], sz), csa = _es(a.strides[1], sz)
-    cdef int64_t rsb = _es(b.strides[0], sz), csb = _es(b.strides[1], sz)
-    cdef int64_t rsc = _es(c.strides[0], sz), csc = _es(c.strides[1], sz)
+    # The buffers are read directly: typed memoryviews took 0.44 us of a 1 x 1 x 1 product's
+    # 0.69 us (three of them), about a tenth of a 256 x 10 x 32 one.
+    cdef Py_buffer ba, bb, bc
+    cdef int64_t m, n, k, es
     cdef int status
-    with nogil:
-        if floating is float:
-            status = fm_gemm_f32(m, n, k, &a[0, 0], rsa, csa, &b[0, 0], rsb, csb, &c[0, 0], rsc, csc,
-                                 <float>alpha, <float>beta, n_threads)
-        else:
-            status = fm_gemm_f64(m, n, k, &a[0, 0], rsa, csa, &b[0, 0], rsb, csb, &c[0, 0], rsc, csc,
-                                 alpha, beta, n_threads)
-    _check(status)
+    cdef char kind
+    _matrix(a, &ba, False, "a")
+    try:
+        _matrix(b, &bb, False, "b")
+        try:
+            _matrix(c, &bc, True, "c")
+            try:
+                kind = _real_kind(&ba)
+                if _real_kind(&bb) != kind or _real_kind(&bc) != kind:
+                    raise ValueError(
+                        f"gemm: a, b and c must have one dtype, float32 or float64; got "
+                        f"{np.dtype(chr(kind)).name}, {np.dtype(chr(_real_kind(&bb))).name} and "
+                        f"{np.dtype(chr(_real_kind(&bc))).name}")
+                m, k, n = ba.shape[0], ba.shape[1], bb.shape[1]
+                if bb.shape[0] != k or bc.shape[0] != m or bc.shape[1] != n:
+                    raise ValueError(f"gemm: shapes {(ba.shape[0], ba.shape[1])} @ "
+                                     f"{(bb.shape[0], bb.shape[1])} -> "
+                                     f"{(bc.shape[0], bc.shape[1])} do not agree")
+                es = ba.itemsize
+                with nogil:
+                    if kind == b'f':
+                        status = fm_gemm_f32(m, n, k, <const float *>ba.buf, ba.strides[0] // es,
+                                             ba.strides[1] // es, <const float *>bb.buf,
+                                             bb.strides[0] // es, bb.strides[1] // es,
+                                             <float *>bc.buf, bc.strides[0] // es,
+                                             bc.strides[1] // es, <float>alpha, <float>beta,
+                                             n_threads)
+                    else:
+                        status = fm_gemm_f64(m, n, k, <const double *>ba.buf, ba.strides[0] // es,
+                                             ba.strides[1] // es, <const double *>bb.buf,
+                                             bb.strides[0] // es, bb.strides[1] // es,
+                                             <double *>bc.buf, bc.strides[0] // es,
+                                             bc.strides[1] // es, alpha, beta, n_threads)
+                _check(status)
+            finally:
+                PyBuffer_Release(&bc)
+        finally:
+            PyBuffer_Release(&bb)
+    finally:
+        PyBuffer_Release(&ba)
 
 
 def act_forward(const floating[:, ::1] z, floating[:, ::1] y, int act, double param=1.0,
