@@ -66,6 +66,11 @@ static double tuner_spacing(const double *s) {
     return steps > FM_TUNER_SPACING_MAX ? FM_TUNER_SPACING_MAX : steps;
 }
 
+int fm_tuner_choice(const double *state, int cap) {
+    if (cap <= 1) return 1;
+    return state ? tuner_winner(state, cap) : 0;
+}
+
 int fm_tuner_next(double *state, int cap) {
     if (cap <= 1) return 1;
     if (!state) return cap;

@@ -123,3 +123,65 @@ def test_noisy_steps_and_spikes_do_not_mislead_it_for_long():
 
     picks, times = Tuner().run(5000, noisy, switch_penalty=2.0)
     assert np.mean(picks[100:] == CAP) > 0.9
+
+
+def test_choice_is_the_measured_winner():
+    tuner = Tuner()
+    assert _core.tuner_choice(tuner.state, CAP) == 0  # nothing measured yet
+    tuner.run(10, lambda t: 0.5 if t == CAP else 1.0)
+    assert _core.tuner_choice(tuner.state, CAP) == CAP
+    slow = Tuner()
+    slow.run(10, lambda t: 0.98 if t == CAP else 1.0)  # within the 5% margin: 1 thread
+    assert _core.tuner_choice(slow.state, CAP) == 1
+    assert _core.tuner_choice(np.zeros(_core.TUNER_SIZE), 1) == 1
+
+
+def _mnist_like_model(n_threads):
+    import fastmlp as fm
+
+    rng = np.random.default_rng(0)
+    X = rng.random((1024, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 1024)
+    model = fm.Sequential([fm.Dense(32, "relu"), fm.Dense(10)], input_dim=64, seed=0,
+                          n_threads=n_threads)
+    model.compile(loss="softmax_cross_entropy", optimizer=fm.SGD(lr=0.05))
+    model.fit(X, y, epochs=1, batch_size=128)
+    return model, X
+
+
+def test_predict_times_its_own_large_calls():
+    """predict calls of a chunk of rows or more pick 1 thread or the cap by their own timings
+    (and give the same bits either way); smaller calls follow that verdict, else fit's."""
+    model, X = _mnist_like_model(CAP)
+    big = np.concatenate([X] * (model._PREDICT_CHUNK // len(X) + 1))
+    want = model.predict(big)
+    for _ in range(6):
+        np.testing.assert_array_equal(model.predict(big), want)
+    state = model._predict_tuner
+    assert state[2] == 7  # calls recorded
+    if _core.have_openmp():  # without OpenMP there is no clock and no choice
+        assert state[0] > 0 and state[1] > 0
+        assert _core.tuner_choice(state, CAP) in (1, CAP)
+    # calls of fewer rows are not timed, and follow predict's verdict before fit's
+    model.predict(X[:100])
+    assert state[2] == 7
+    state[:] = 0
+    state[:2] = (1.0, 0.5)  # predict: the cap is twice as fast
+    model._tuner[:] = 0
+    model._tuner[:2] = (1.0, 2.0)  # fit: the cap is twice as slow
+    assert model._predict_threads() == CAP
+    state[:] = 0
+    assert model._predict_threads() == 1
+    model._tuner[:] = 0
+    assert model._predict_threads() == CAP
+
+
+def test_predict_tuner_is_not_saved():
+    import pickle
+
+    model, X = _mnist_like_model(CAP)
+    model.predict(np.concatenate([X, X]))
+    assert model.__dict__.get("_predict_tuner") is not None
+    clone = pickle.loads(pickle.dumps(model))
+    assert clone.__dict__.get("_predict_tuner") is None
+    np.testing.assert_array_equal(clone.predict(X), model.predict(X))

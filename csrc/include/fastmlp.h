@@ -417,6 +417,8 @@ int fm_have_openmp(void);
  * owned by the caller, zeroed to start. */
 #define FM_TUNER_SIZE 8
 int fm_tuner_next(double *state, int cap);
+/* The faster of 1 thread and the cap as measured so far, 0 before both are (1 when cap <= 1). */
+int fm_tuner_choice(const double *state, int cap);
 void fm_tuner_record(double *state, int threads, int cap, double seconds_per_row);
 /* Wall-clock seconds (0 without OpenMP, where threads do not matter). */
 double fm_wtime(void);

@@ -160,3 +160,7 @@ cdef extern from "fastmlp.h" nogil:
     int fm_rng_permutation(int64_t n, int64_t *out, uint64_t seed, uint64_t stream)
     int fm_have_openmp()
     int FM_TUNER_SIZE
+    int fm_tuner_next(double *state, int cap)
+    void fm_tuner_record(double *state, int threads, int cap, double seconds_per_row)
+    int fm_tuner_choice(const double *state, int cap)
+    double fm_wtime()

@@ -53,6 +53,13 @@ cdef _same_shape(name, a, b):
 TUNER_SIZE = FM_TUNER_SIZE
 
 
+def tuner_choice(const double[::1] state, int cap):
+    """The faster of 1 thread and cap as the tuner state has measured them, 0 before it has."""
+    if state.shape[0] < FM_TUNER_SIZE:
+        raise ValueError(f"tuner_choice: the tuner state needs {FM_TUNER_SIZE} values")
+    return fm_tuner_choice(&state[0], cap)
+
+
 def have_openmp():
     return bool(fm_have_openmp())
 
@@ -778,17 +785,36 @@ cdef class Predictor:
         else:
             free(p)
 
-    def __call__(self, X, bint raw, threads):
-        """threads: the thread cap, or a callable returning it (called for two rows or more: a
-        single row always runs on one thread)."""
+    def __call__(self, X, bint raw, threads, tuning=None):
+        """threads: the thread count, or a callable returning it (called for two rows or more: a
+        single row always runs on one thread). tuning: None, or a callable returning (cap,
+        tuner state) for calls of a chunk of rows or more, which then run on 1 thread or the cap
+        as fm_tuner_next says and are timed for it (the state is a float64 array of TUNER_SIZE,
+        zeroed to start; calls record to it holding the GIL)."""
         if type(X) is not _ndarray or X.dtype is not self.dtype:
             return None
         shape = X.shape
         if len(shape) != 2 or shape[1] != self.plan.n_inputs or shape[0] == 0:
             return None
-        cdef int n_threads = 1 if shape[0] == 1 else (threads() if callable(threads) else threads)
+        cdef int n_threads, cap = 1
+        cdef double[::1] state = None
+        cdef double started = 0.0
+        if shape[0] == 1:
+            n_threads = 1
+        elif tuning is not None and shape[0] >= self.chunk:
+            cap, state = tuning()
+            if state.shape[0] < FM_TUNER_SIZE:
+                raise ValueError(f"Predictor: the tuner state needs {FM_TUNER_SIZE} values")
+            n_threads = fm_tuner_next(&state[0], cap)
+            started = fm_wtime()
+        else:
+            n_threads = threads() if callable(threads) else threads
         out = _empty((shape[0], self.plan.n_outputs), self.dtype)
-        return out if self._run(X, out, raw, n_threads) else None
+        if not self._run(X, out, raw, n_threads):
+            return None
+        if state is not None:
+            fm_tuner_record(&state[0], n_threads, cap, (fm_wtime() - started) / shape[0])
+        return out
 
     cdef bint _run(self, X, out, bint raw, int n_threads) except -1:
         """out := the network's outputs for X; False (nothing written) when X has strides the
