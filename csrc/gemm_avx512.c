@@ -1194,19 +1194,34 @@ static FM_AVX512 void FN(fm_avx512_short_k_rows)(int64_t m, int64_t n, int64_t k
                                                  int64_t rsa, int64_t csa, const T *b, int64_t ldb,
                                                  T *c, int64_t rsc, int64_t csc, T alpha, T beta) {
     const int64_t W = 4 * VL;
+    /* A by columns (X^T): the last few columns run as column tiles down VL rows, an FMA per
+     * column, not a vector per row with most lanes idle (as in fm_avx512_cols_pay). Zen 4,
+     * interleaved, 1 thread, float A^T: 256 x 100 x 32-128 1.05-1.08x, 100 / 200 x 100 x 32
+     * 1.05-1.07x, 32 / 64 x 100 x 32 1.03-1.04x, 256 x 70 / 72 x 32-64 1.11-1.22x, n = 102
+     * 1.05x, 104 (8 columns) 0.99x; double 256 x 100 x 32 1.05-1.07x, 256 x 68 x 16 1.09x;
+     * 2 threads 1.04-1.07x. Below 16 k the transpose that stores them costs more (k = 8:
+     * 1.00x). One FMA chain per element, as in the row tiles with 4 rows. */
+    const int tail = (int)(n % VL);
+    const int cols = rsa == 1 && k >= 16 && tail <= VL / 2 && tail < COLS_NR ? tail : 0;
+    const int64_t nrow = n - cols;
     for (int64_t i0 = 0; i0 < m; i0 += 4) {
         const int mr = m - i0 < 4 ? (int)(m - i0) : 4;
         const T *ab = a + i0 * rsa;
         T *cb = c + i0 * rsc;
-        for (int64_t j0 = 0; j0 < n; j0 += W) {
-            if (mr == 4 && n - j0 >= W)
+        for (int64_t j0 = 0; j0 < nrow; j0 += W) {
+            if (mr == 4 && nrow - j0 >= W)
                 FN(fm_avx512_tile)(4, 4, (int)W, k, NULL, ab, rsa, csa, b + j0, ldb, cb + j0 * csc,
                                    rsc, csc, alpha, beta);
             else
-                FN(fm_avx512_ukr)(mr, n - j0 < W ? (int)(n - j0) : (int)W, k, ab, rsa, csa, b + j0,
-                                  ldb, cb + j0 * csc, rsc, csc, alpha, beta);
+                FN(fm_avx512_ukr)(mr, nrow - j0 < W ? (int)(nrow - j0) : (int)W, k, ab, rsa, csa,
+                                  b + j0, ldb, cb + j0 * csc, rsc, csc, alpha, beta);
         }
     }
+    if (cols)
+        for (int64_t i0 = 0; i0 < m; i0 += VL)
+            FN(fm_avx512_cols_fns)[0][cols - 1](m - i0 < VL ? (int)(m - i0) : VL, k, NULL, a + i0,
+                                                csa, b + nrow, ldb, c + i0 * rsc + nrow * csc, rsc,
+                                                csc, alpha, beta);
 }
 
 /* row_stream's update of C by R rows of B (R = 4, or 1 for the last rows): a masked head

@@ -423,10 +423,11 @@ def test_gemm_short_k(gemm_kernel, dtype):
     # whole width on AVX-512, several blocks per kernel call (150 rows of 64 floats: calls of
     # 64 rows). Exact with integers, A and C in any layout, a last block of 1-3 rows, a last
     # tile narrower than 4 vectors (one tile of 1-4 vectors, the last masked: 100 floats leave
-    # 36 columns, 120 leave 56; 90 and 120 doubles 26 and 24) (threads: see
-    # test_gemm_threads_bitwise)
+    # 36 columns, 120 leave 56; 90 and 120 doubles 26 and 24); with A by columns the last 1-7
+    # floats or 1-4 doubles (68, 90, 100, 257 columns) as column tiles down the rows, a vector
+    # of rows at a time, the last one partial (threads: see test_gemm_threads_bitwise)
     rng = np.random.default_rng(43)
-    cases = list(itertools.product((4, 5, 6, 7, 9, 37, 150), (64, 90, 100, 120, 257),
+    cases = list(itertools.product((4, 5, 6, 7, 9, 37, 150), (64, 68, 90, 100, 120, 257),
                                    (1, 2, 3, 7, 8, 15, 16, 33, 64, 65, 128, 129)))
     for i, (m, n, k) in enumerate(cases):
         la = ("c", "f", "rs", "cs")[i % 4]
