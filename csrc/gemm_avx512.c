@@ -1200,9 +1200,14 @@ static FM_AVX512 void FN(fm_avx512_short_k_rows)(int64_t m, int64_t n, int64_t k
      * 1.05-1.07x, 32 / 64 x 100 x 32 1.03-1.04x, 256 x 70 / 72 x 32-64 1.11-1.22x, n = 102
      * 1.05x, 104 (8 columns) 0.99x; double 256 x 100 x 32 1.05-1.07x, 256 x 68 x 16 1.09x;
      * 2 threads 1.04-1.07x. Below 16 k the transpose that stores them costs more (k = 8:
-     * 1.00x). One FMA chain per element, as in the row tiles with 4 rows. */
+     * 1.00x), and so do tiles of fewer rows than a vector: only while VL rows of C fit the
+     * driver's 16 KiB calls (500 doubles, 4 rows a call: 0.97x). One FMA chain per element, as
+     * in the row tiles with 4 rows. */
     const int tail = (int)(n % VL);
-    const int cols = rsa == 1 && k >= 16 && tail <= VL / 2 && tail < COLS_NR ? tail : 0;
+    const int cols = rsa == 1 && k >= 16 && tail <= VL / 2 && tail < COLS_NR &&
+                             n * VL * (int64_t)sizeof(T) <= 16384
+                         ? tail
+                         : 0;
     const int64_t nrow = n - cols;
     for (int64_t i0 = 0; i0 < m; i0 += 4) {
         const int mr = m - i0 < 4 ? (int)(m - i0) : 4;
