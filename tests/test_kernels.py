@@ -584,6 +584,7 @@ def test_gemm_threads_bitwise(gemm_kernel, dtype):
                                     ((3001, 256, 7), ("f", "c", "c")),      # short k
                                     ((1001, 256, 48), ("c", "c", "cs")),    # Zen 4
                                     ((301, 100, 100), ("f", "c", "c")),     # float: Zen 4
+                                    ((203, 68, 40), ("f", "c", "c")),       # column tiles
                                     ((301, 256, 10), ("c", "f", "c")),      # B^T by rows
                                     ((32, 300, 64), ("c", "f", "c"))]:      # (W dZ^T)^T
         assert_parallel(2.0 * m * n * k)
