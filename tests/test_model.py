@@ -60,14 +60,46 @@ def test_full_batch_epoch_is_one_gradient_step():
 
 
 def test_online_sgd_is_one_step_per_sample():
+    # fit at batch 1, train_on_batch one sample at a time (the engine), and the same on the
+    # layer-by-layer path: the same steps, bit for bit, and the same losses
     X, y = make_data(n=13)
     a = mlp().compile("softmax_cross_entropy", fm.SGD(lr=0.1))
     b = mlp().compile("softmax_cross_entropy", fm.SGD(lr=0.1))
+    c = mlp().compile("softmax_cross_entropy", fm.SGD(lr=0.1))
+    c._use_engine = False
     a.fit(X, y, epochs=1, batch_size=1, shuffle=False)
     for i in range(len(X)):
-        b.train_on_batch(X[i:i + 1], y[i:i + 1])
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        assert np.array_equal(wa, wb)
+        loss_b = b.train_on_batch(X[i:i + 1], y[i:i + 1])
+        loss_c = c.train_on_batch(X[i:i + 1], y[i:i + 1])
+        assert loss_b == pytest.approx(loss_c, rel=1e-12)
+    for wa, wb, wc in zip(a.get_weights(), b.get_weights(), c.get_weights()):
+        assert np.array_equal(wa, wb) and np.array_equal(wa, wc)
+    assert a.optimizer.iterations == b.optimizer.iterations == c.optimizer.iterations == len(X)
+
+
+def test_train_on_batch_engine_matches_layer_path():
+    # a batch step with momentum, L2 and max-norm on the engine and on the layer path; a
+    # non-finite loss leaves the weights as they were on both
+    X, y = make_data(n=24)
+    models = []
+    for engine in (True, False):
+        m = fm.Sequential([fm.Dense(16, "tanh", l2=1e-3, max_norm=2.0), fm.Dense(3)],
+                          input_dim=X.shape[1], seed=3, dtype="float64")
+        m.compile("softmax_cross_entropy", fm.SGD(lr=0.05, momentum=0.9))
+        m._use_engine = engine
+        losses = [m.train_on_batch(X[s:s + 8], y[s:s + 8], sample_weight=np.linspace(0.5, 2, 8))
+                  for s in (0, 8, 16, 0)]
+        models.append((m, losses))
+    (e, le), (p, lp) = models
+    np.testing.assert_allclose(le, lp, rtol=1e-12)
+    for we, wp in zip(e.get_weights(), p.get_weights()):
+        np.testing.assert_allclose(we, wp, rtol=1e-12, atol=1e-14)
+    for m, _ in models:
+        m.layers[1].weight = np.full_like(m.layers[1].weight, 1e308)  # logits overflow
+        before = m.flat_params.copy()
+        with pytest.raises(FloatingPointError, match="learning rate"):
+            m.train_on_batch(X[:8], y[:8])
+        assert np.array_equal(m.flat_params, before)
 
 
 def test_weights_are_views_of_the_flat_buffer():

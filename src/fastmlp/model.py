@@ -392,7 +392,30 @@ class Sequential:
     def train_on_batch(self, X, y, sample_weight=None):
         """One gradient step on (X, y); returns the loss before the step."""
         X, targets, sw = self._prepare(X, y, sample_weight)
-        return self._step(X, targets, sw)
+        plan = self._plan(labelled="labels" in targets) if self._use_engine else None
+        if plan is None:
+            return self._step(X, targets, sw)
+        # The compiled engine, as fit(X, y, batch_size=len(X), shuffle=False) takes it: the
+        # same step in a fifth of the layer path's time at batch 1 (the MNIST MLP: 24 us
+        # instead of 119). A non-finite loss stops it before any weight moves.
+        n, nt = X.shape[0], self._threads()
+        size = plan.workspace_size(self.dtype, n, True, nt)
+        workspace = self.__dict__.get("_train_workspace")
+        if workspace is None or workspace.size < size:
+            workspace = self._train_workspace = np.empty(size, np.uint8)
+        opt = self.optimizer
+        finite, total, weight_total, _, step, mu_product = plan.train_epoch(
+            X, targets.get("t"), targets.get("labels"), sw, np.arange(n, dtype=np.int64), n,
+            self._params, self._grads, opt._kernel_hyper(), opt._state_list(), opt.iterations,
+            workspace, nt, self._thread_tuner())
+        opt._advance(step, mu_product)
+        if not finite:
+            raise FloatingPointError(
+                "The loss became NaN or infinite and training was stopped before applying that "
+                "step. Try a smaller learning rate (lr), standardising X (zero mean, unit "
+                "variance), or a loss that matches the targets."
+            )
+        return total / weight_total if weight_total else 0.0
 
     def _step(self, X, targets, sw):
         value = self._loss_and_grads(X, targets, sw)
