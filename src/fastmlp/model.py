@@ -396,8 +396,9 @@ class Sequential:
         if plan is None:
             return self._step(X, targets, sw)
         # The compiled engine, as fit(X, y, batch_size=len(X), shuffle=False) takes it: the
-        # same step in a fifth of the layer path's time at batch 1 (the MNIST MLP: 24 us
-        # instead of 119). A non-finite loss stops it before any weight moves.
+        # same step in less time than the layer path (MNIST MLP, 1 thread: batch 1 69 us
+        # instead of 120, of which 9 are checking the input; batch 32 410 instead of 473). A
+        # non-finite loss stops it before any weight moves.
         n, nt = X.shape[0], self._threads()
         size = plan.workspace_size(self.dtype, n, True, nt)
         workspace = self.__dict__.get("_train_workspace")
