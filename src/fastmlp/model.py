@@ -411,11 +411,7 @@ class Sequential:
             workspace, nt, self._thread_tuner())
         opt._advance(step, mu_product)
         if not finite:
-            raise FloatingPointError(
-                "The loss became NaN or infinite and training was stopped before applying that "
-                "step. Try a smaller learning rate (lr), standardising X (zero mean, unit "
-                "variance), or a loss that matches the targets."
-            )
+            self._non_finite()
         return total / weight_total if weight_total else 0.0
 
     def _step(self, X, targets, sw):
@@ -591,8 +587,10 @@ class Sequential:
             weight_total += w
         return total, weight_total
 
-    def _non_finite(self, snapshot):
-        if not np.all(np.isfinite(self._params)):
+    def _non_finite(self, snapshot=None):
+        """Raises for a non-finite loss, first restoring the weights from snapshot if any of
+        them are no longer finite."""
+        if snapshot is not None and not np.all(np.isfinite(self._params)):
             self._params[...] = snapshot
         raise FloatingPointError(
             "The loss became NaN or infinite and training was stopped before applying that "
