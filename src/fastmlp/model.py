@@ -650,7 +650,7 @@ class Sequential:
         """(cap, tuner state) for predict calls of a chunk of rows or more: each runs on 1
         thread or the cap as the tuner says and is timed for it (fm_tuner_next / record), so
         predict follows the machine as it is now, not as it was when fit last measured a step
-        (a busy moment during fit left 2-thread predict on 1 thread: 274k instead of ~500k
+        (a busy moment during fit left 2-thread predict on 1 thread: 287k instead of 511-554k
         rows/s at batch 4096 for the MNIST MLP)."""
         tuner = self.__dict__.get("_predict_tuner")
         if tuner is None:
