@@ -53,11 +53,16 @@ cdef _same_shape(name, a, b):
 TUNER_SIZE = FM_TUNER_SIZE
 
 
-def tuner_choice(const double[::1] state, int cap):
-    """The faster of 1 thread and cap as the tuner state has measured them, 0 before it has."""
+cdef double *_tuner_state(double[::1] state, str owner) except NULL:
+    """The tuner state's values, once it is checked to hold FM_TUNER_SIZE of them."""
     if state.shape[0] < FM_TUNER_SIZE:
-        raise ValueError(f"tuner_choice: the tuner state needs {FM_TUNER_SIZE} values")
-    return fm_tuner_choice(&state[0], cap)
+        raise ValueError(f"{owner}: the tuner state needs {FM_TUNER_SIZE} values")
+    return &state[0]
+
+
+def tuner_choice(double[::1] state, int cap):
+    """The faster of 1 thread and cap as the tuner state has measured them, 0 before it has."""
+    return fm_tuner_choice(_tuner_state(state, "tuner_choice"), cap)
 
 
 def have_openmp():
@@ -93,21 +98,22 @@ cdef char _real_kind(const Py_buffer *buf) noexcept:
     return 0
 
 
-cdef int _matrix(obj, Py_buffer *buf, bint writable, str name) except -1:
-    """obj's buffer (released by the caller) if it is a 2-d array of float32 or float64 whose
-    strides are whole elements; else a ValueError that names the operand."""
+cdef char _matrix(obj, Py_buffer *buf, bint writable, str name) except 0:
+    """obj's buffer (released by the caller) and its _real_kind if it is a 2-d array of float32
+    or float64 whose strides are whole elements; else a ValueError that names the operand."""
     if not PyObject_CheckBuffer(obj):
         raise TypeError(f"gemm: {name} must be a NumPy array, got {type(obj).__name__}")
     PyObject_GetBuffer(obj, buf, PyBUF_RECORDS if writable else PyBUF_RECORDS_RO)
-    if buf.ndim != 2 or _real_kind(buf) == 0 or buf.strides[0] % buf.itemsize != 0 or \
+    cdef char kind = _real_kind(buf)
+    if buf.ndim != 2 or kind == 0 or buf.strides[0] % buf.itemsize != 0 or \
             buf.strides[1] % buf.itemsize != 0 or <size_t>buf.buf % <size_t>buf.itemsize != 0:
         what = (f"{buf.ndim}-d" if buf.ndim != 2 else
-                f"format {(<bytes>buf.format).decode()!r}" if _real_kind(buf) == 0 else
+                f"format {(<bytes>buf.format).decode()!r}" if kind == 0 else
                 "an array not aligned to its element size")
         PyBuffer_Release(buf)
         raise ValueError(f"gemm: {name} must be a 2-d float32 or float64 array with aligned "
                          f"elements, got {what}; pass np.ascontiguousarray({name}, dtype=...)")
-    return 0
+    return kind
 
 
 def gemm(a, b, c, double alpha=1.0, double beta=0.0, int n_threads=1):
@@ -117,17 +123,16 @@ def gemm(a, b, c, double alpha=1.0, double beta=0.0, int n_threads=1):
     cdef Py_buffer buf[3]
     cdef int held = 0, status, i
     cdef int64_t m, n, k, es
-    cdef char kind
+    cdef char kind[3]
     try:
-        _matrix(a, &buf[0], False, "a")
+        kind[0] = _matrix(a, &buf[0], False, "a")
         held = 1
-        _matrix(b, &buf[1], False, "b")
+        kind[1] = _matrix(b, &buf[1], False, "b")
         held = 2
-        _matrix(c, &buf[2], True, "c")
+        kind[2] = _matrix(c, &buf[2], True, "c")
         held = 3
-        kind = _real_kind(&buf[0])
-        if _real_kind(&buf[1]) != kind or _real_kind(&buf[2]) != kind:
-            names = [np.dtype(chr(_real_kind(&buf[i]))).name for i in range(3)]
+        if kind[1] != kind[0] or kind[2] != kind[0]:
+            names = [np.dtype(chr(kind[i])).name for i in range(3)]
             raise ValueError(f"gemm: a, b and c must have one dtype, float32 or float64; got "
                              f"{names[0]}, {names[1]} and {names[2]}")
         m, k, n = buf[0].shape[0], buf[0].shape[1], buf[1].shape[1]
@@ -137,7 +142,7 @@ def gemm(a, b, c, double alpha=1.0, double beta=0.0, int n_threads=1):
                              f"{(buf[2].shape[0], buf[2].shape[1])} do not agree")
         es = buf[0].itemsize
         with nogil:
-            if kind == b'f':
+            if kind[0] == b'f':
                 status = fm_gemm_f32(m, n, k, <const float *>buf[0].buf, buf[0].strides[0] // es,
                                      buf[0].strides[1] // es, <const float *>buf[1].buf,
                                      buf[1].strides[0] // es, buf[1].strides[1] // es,
@@ -667,9 +672,7 @@ cdef class NetPlan:
         cdef int64_t steps = 0
         cdef double *tp_state = NULL
         if tuner is not None:
-            if tuner.shape[0] < FM_TUNER_SIZE:
-                raise ValueError(f"train_epoch: the tuner state needs {FM_TUNER_SIZE} values")
-            tp_state = &tuner[0]
+            tp_state = _tuner_state(tuner, "train_epoch")
         cdef int64_t rsx = _es(x.strides[0], sz), csx = _es(x.strides[1], sz)
         cdef int status
         with nogil:
@@ -793,23 +796,22 @@ cdef class Predictor:
         if len(shape) != 2 or shape[1] != self.plan.n_inputs or shape[0] == 0:
             return None
         cdef int n_threads, cap = 1
-        cdef double[::1] state = None
+        cdef double *state = NULL
         cdef double started = 0.0
         if shape[0] == 1:
             n_threads = 1
         elif tuning is not None and shape[0] >= self.chunk:
-            cap, state = tuning()
-            if state.shape[0] < FM_TUNER_SIZE:
-                raise ValueError(f"Predictor: the tuner state needs {FM_TUNER_SIZE} values")
-            n_threads = fm_tuner_next(&state[0], cap)
+            cap, tuner = tuning()
+            state = _tuner_state(tuner, "Predictor")
+            n_threads = fm_tuner_next(state, cap)
             started = fm_wtime()
         else:
             n_threads = threads() if callable(threads) else threads
         out = _empty((shape[0], self.plan.n_outputs), self.dtype)
         if not self._run(X, out, raw, n_threads):
             return None
-        if state is not None:
-            fm_tuner_record(&state[0], n_threads, cap, (fm_wtime() - started) / shape[0])
+        if state != NULL:  # tuner (a NumPy array) is still referenced here
+            fm_tuner_record(state, n_threads, cap, (fm_wtime() - started) / shape[0])
         return out
 
     cdef bint _run(self, X, out, bint raw, int n_threads) except -1:

@@ -400,18 +400,9 @@ class Sequential:
         # instead of 120, of which 9 are checking the input; batch 32 410 instead of 473). A
         # non-finite loss stops it before any weight moves.
         n, nt = X.shape[0], self._threads()
-        size = plan.workspace_size(self.dtype, n, True, nt)
-        workspace = self.__dict__.get("_train_workspace")
-        if workspace is None or workspace.size < size:
-            workspace = self._train_workspace = np.empty(size, np.uint8)
-        opt = self.optimizer
-        finite, total, weight_total, _, step, mu_product = plan.train_epoch(
-            X, targets.get("t"), targets.get("labels"), sw, np.arange(n, dtype=np.int64), n,
-            self._params, self._grads, opt._kernel_hyper(), opt._state_list(), opt.iterations,
-            workspace, nt, self._thread_tuner())
-        opt._advance(step, mu_product)
-        if not finite:
-            self._non_finite()
+        total, weight_total = self._engine_steps(
+            X, targets, sw, plan, self._train_workspace_for(plan, n, nt), nt,
+            np.arange(n, dtype=np.int64), n)
         return total / weight_total if weight_total else 0.0
 
     def _step(self, X, targets, sw):
@@ -501,14 +492,8 @@ class Sequential:
         quiet_nan = any(isinstance(cb, _callbacks.TerminateOnNaN) for cb in user)
 
         plan = self._plan(labelled="labels" in targets) if self._use_engine else None
-        workspace, nt = None, self._threads()  # fixed for the whole fit: the workspace fits nt
-        if plan is not None:
-            # kept between fit calls: one fit per epoch (a training loop, the bench) then
-            # allocates nothing, and the process's memory is settled after the first call
-            size = plan.workspace_size(self.dtype, batch_size, True, nt)
-            workspace = self.__dict__.get("_train_workspace")
-            if workspace is None or workspace.size < size:
-                workspace = self._train_workspace = np.empty(size, np.uint8)
+        nt = self._threads()  # fixed for the whole fit: the workspace fits nt
+        workspace = None if plan is None else self._train_workspace_for(plan, batch_size, nt)
         self.stop_training = False
         hooks.on_train_begin()
         logs = {}
@@ -551,17 +536,35 @@ class Sequential:
         order = (_core.permutation(n, self.seed, epoch + 1) if shuffle
                  else np.arange(n, dtype=np.int64))
         if plan is not None:
-            opt = self.optimizer
-            finite, total, weight_total, _, step, mu_product = plan.train_epoch(
-                X, targets.get("t"), targets.get("labels"), sw, order, batch_size,
-                self._params, self._grads, opt._kernel_hyper(), opt._state_list(), opt.iterations,
-                workspace, nt, self._thread_tuner())
-            opt._advance(step, mu_product)
-            if not finite:
-                self._non_finite(snapshot)
+            total, weight_total = self._engine_steps(X, targets, sw, plan, workspace, nt, order,
+                                                     batch_size, snapshot)
         else:
             total, weight_total = self._python_epoch(X, targets, sw, order, batch_size, snapshot)
         return total / weight_total if weight_total else 0.0
+
+    def _train_workspace_for(self, plan, batch_size, nt):
+        """The engine's training workspace, kept between calls (one fit per epoch, or a loop of
+        train_on_batch, then allocates nothing, and the process's memory settles after the
+        first call); grown when a batch or thread count needs more."""
+        size = plan.workspace_size(self.dtype, batch_size, True, nt)
+        workspace = self.__dict__.get("_train_workspace")
+        if workspace is None or workspace.size < size:
+            workspace = self._train_workspace = np.empty(size, np.uint8)
+        return workspace
+
+    def _engine_steps(self, X, targets, sw, plan, workspace, nt, order, batch_size,
+                      snapshot=None):
+        """The engine's steps over X[order] in batches; (loss sum, weight sum). Raises for a
+        non-finite loss (the engine stops before that step moves any weight)."""
+        opt = self.optimizer
+        finite, total, weight_total, _, step, mu_product = plan.train_epoch(
+            X, targets.get("t"), targets.get("labels"), sw, order, batch_size, self._params,
+            self._grads, opt._kernel_hyper(), opt._state_list(), opt.iterations, workspace, nt,
+            self._thread_tuner())
+        opt._advance(step, mu_product)
+        if not finite:
+            self._non_finite(snapshot)
+        return total, weight_total
 
     def _thread_tuner(self):
         """The engine's step timings, kept across fit calls: n_threads is a cap, and each step
