@@ -33,6 +33,24 @@
 #define FM_SIMD
 #endif
 
+/* fm_rng_u64 in two parts, inline, so that a loop of draws computes the key once and can
+ * run as vectors: fm_rng_u64(seed, stream, c) == fm_rng_draw(fm_rng_key(seed, stream), c).
+ * The mix is SplitMix64's finaliser (Steele, Lea & Flood 2014), a bijection of 64 bits. */
+static inline uint64_t fm_mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+static inline uint64_t fm_rng_key(uint64_t seed, uint64_t stream) {
+    return fm_mix64(seed + 0x9e3779b97f4a7c15ULL * (stream + 1));
+}
+static inline uint64_t fm_rng_draw(uint64_t key, uint64_t counter) {
+    return fm_mix64(key ^ fm_mix64(counter + 0x632be59bd9b4e019ULL));
+}
+
 #define FM_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define FM_MAX(a, b) ((a) > (b) ? (a) : (b))
 

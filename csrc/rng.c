@@ -2,19 +2,8 @@
  * stream is the same whatever the thread count or the order values are drawn in. */
 #include "internal.h"
 
-/* SplitMix64's finaliser (Steele, Lea & Flood 2014): a bijective 64-bit mix. */
-static inline uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 uint64_t fm_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter) {
-    const uint64_t key = mix64(seed + 0x9e3779b97f4a7c15ULL * (stream + 1));
-    return mix64(key ^ mix64(counter + 0x632be59bd9b4e019ULL));
+    return fm_rng_draw(fm_rng_key(seed, stream), counter);
 }
 
 int fm_rng_permutation(int64_t n, int64_t *out, uint64_t seed, uint64_t stream) {
