@@ -1,10 +1,15 @@
 /* Activation kernels for one dtype; included by activations.c with T and FM_SUFFIX defined. */
 
 static inline T FM_FN(sigmoid_scalar)(T x) {
-    /* Branch on the sign so exp never overflows. */
-    if (x >= 0) return (T)1 / ((T)1 + EXP(-x));
-    T e = EXP(x);
-    return e / ((T)1 + e);
+    /* exp(-|x|) never overflows: 1 / (1 + e) for x >= 0, e / (1 + e) below */
+    const T e = EXP_NEG(-FABS(x));
+    return (x >= 0 ? (T)1 : e) / ((T)1 + e);
+}
+
+/* tanh |x| = (1 - e^-2|x|) / (1 + e^-2|x|) = -m / (2 + m), m = expm1(-2|x|): no cancellation */
+static inline T FM_FN(tanh_scalar)(T x) {
+    const T m = EXPM1_NEG((T)-2 * FABS(x));
+    return COPYSIGN(-m / ((T)2 + m), x);
 }
 
 static inline T FM_FN(softplus_scalar)(T x) {
@@ -12,7 +17,7 @@ static inline T FM_FN(softplus_scalar)(T x) {
     return (x > 0 ? x : (T)0) + LOG1P(EXP(-FABS(x)));
 }
 
-void FM_FN(fm_act_apply)(int64_t n, const T *z, T *y, int act, double param) {
+FM_CLONES void FM_FN(fm_act_apply)(int64_t n, const T *z, T *y, int act, double param) {
     const T p = (T)param;
     int64_t i;
     switch (act) {
@@ -36,7 +41,7 @@ void FM_FN(fm_act_apply)(int64_t n, const T *z, T *y, int act, double param) {
     }
     case FM_ACT_TANH:
         FM_SIMD
-        for (i = 0; i < n; i++) y[i] = TANH(z[i]);
+        for (i = 0; i < n; i++) y[i] = FM_FN(tanh_scalar)(z[i]);
         break;
     case FM_ACT_RELU:
         FM_SIMD
@@ -54,7 +59,10 @@ void FM_FN(fm_act_apply)(int64_t n, const T *z, T *y, int act, double param) {
         break;
     case FM_ACT_ELU:
         FM_SIMD
-        for (i = 0; i < n; i++) y[i] = z[i] > 0 ? z[i] : p * EXPM1(z[i]);
+        for (i = 0; i < n; i++) {
+            const T v = z[i];
+            y[i] = v > 0 ? v : p * EXPM1_NEG(v > 0 ? (T)0 : v);
+        }
         break;
     case FM_ACT_SOFTPLUS:
         FM_SIMD
@@ -107,7 +115,7 @@ int FM_FN(fm_act_forward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
 }
 
 /* dz = dy * f'(z) for one contiguous row. */
-static void FM_FN(act_backward_row)(int64_t n, const T *z, const T *y, const T *dy, T *dz,
+FM_CLONES static void FM_FN(act_backward_row)(int64_t n, const T *z, const T *y, const T *dy, T *dz,
                                     int act, double param) {
     const T p = (T)param;
     int64_t j;
