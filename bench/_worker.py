@@ -5,7 +5,7 @@ Not meant to be run by hand. Usage (what _common.Worker starts):
 
     python bench/_worker.py --peer torch --threads 2 --data ../shared/data/mnist
         then JSON commands on stdin, one per line, answers on stdout:
-        {"cmd": "info"} | {"cmd": "train_setup", "batch": B, "warmup": n}
+        {"cmd": "info"} | {"cmd": "train_setup", "batch": B, "warmup": n[, "variant": v]}
         {"cmd": "train_epoch", "batch": B, "n": n} | {"cmd": "gemm", "size": 1024, "reps": r}
         {"cmd": "infer_setup"} | {"cmd": "latency", "calls": c} | {"cmd": "throughput", "batch": 4096, "reps": r}
         {"cmd": "quit"}
@@ -32,6 +32,10 @@ import numpy as np
 LAYERS = (784, 256, 256, 10)
 LR = 0.01
 SEED = 0
+# the main setting, then others a user is as likely to train (bench_training --variants):
+# hidden activation, optimizer (plain SGD lr 0.01, or Adam lr 1e-3 with the usual betas and eps)
+VARIANTS = {"relu-sgd": ("relu", "sgd"), "tanh-sgd": ("tanh", "sgd"), "relu-adam": ("relu", "adam")}
+ADAM_LR = 1e-3
 
 
 # --------------------------------------------------------------------------- data, memory
@@ -119,12 +123,14 @@ class FastMLP:
             out["gemm_kernel_f32"] = f"unknown ({e})"
         return out
 
-    def make(self, batch):
+    def make(self, batch, variant="relu-sgd"):
         fm = self.fm
-        m = fm.Sequential([fm.Dense(LAYERS[1], "relu"), fm.Dense(LAYERS[2], "relu"),
+        act, opt = VARIANTS[variant]
+        m = fm.Sequential([fm.Dense(LAYERS[1], act), fm.Dense(LAYERS[2], act),
                            fm.Dense(LAYERS[3])], input_dim=LAYERS[0], dtype="float32",
                           seed=SEED, n_threads=self.threads)
-        m.compile(loss="softmax_cross_entropy", optimizer=fm.SGD(lr=LR))
+        m.compile(loss="softmax_cross_entropy",
+                  optimizer=fm.SGD(lr=LR) if opt == "sgd" else fm.Adam(lr=ADAM_LR))
         self.model, self.batch = m, batch
         return m
 
@@ -171,14 +177,17 @@ class Torch:
             pass
         return out
 
-    def make(self, batch):
+    def make(self, batch, variant="relu-sgd"):
         t = self.torch
         nn = t.nn
         t.manual_seed(SEED)
-        self.model = nn.Sequential(nn.Linear(LAYERS[0], LAYERS[1]), nn.ReLU(),
-                                   nn.Linear(LAYERS[1], LAYERS[2]), nn.ReLU(),
+        act, opt = VARIANTS[variant]
+        Act = nn.ReLU if act == "relu" else nn.Tanh
+        self.model = nn.Sequential(nn.Linear(LAYERS[0], LAYERS[1]), Act(),
+                                   nn.Linear(LAYERS[1], LAYERS[2]), Act(),
                                    nn.Linear(LAYERS[2], LAYERS[3]))
-        self.opt = t.optim.SGD(self.model.parameters(), lr=LR)
+        self.opt = (t.optim.SGD(self.model.parameters(), lr=LR) if opt == "sgd"
+                    else t.optim.Adam(self.model.parameters(), lr=ADAM_LR))
         self.crit = nn.CrossEntropyLoss()
         self.batch = batch
         self._cache = {}
@@ -246,11 +255,13 @@ class Sklearn:
     def info(self):
         return {"sklearn": self.sklearn.__version__}
 
-    def make(self, batch):
+    def make(self, batch, variant="relu-sgd"):
         from sklearn.neural_network import MLPClassifier
+        act, opt = VARIANTS[variant]
         self.model = MLPClassifier(
-            hidden_layer_sizes=LAYERS[1:-1], activation="relu", solver="sgd",
-            learning_rate="constant", learning_rate_init=LR, momentum=0.0,
+            hidden_layer_sizes=LAYERS[1:-1], activation=act, solver=opt,
+            learning_rate="constant", learning_rate_init=LR if opt == "sgd" else ADAM_LR,
+            momentum=0.0,
             nesterovs_momentum=False, alpha=0.0, batch_size=batch, max_iter=1,
             warm_start=True, shuffle=True, random_state=SEED, early_stopping=False, tol=0.0)
         self.batch = batch
@@ -283,7 +294,9 @@ class NumpyMLP:
     def info(self):
         return {"numpy": np.__version__}
 
-    def make(self, batch):
+    def make(self, batch, variant="relu-sgd"):
+        if variant != "relu-sgd":
+            raise ValueError(f"the NumPy MLP has only ReLU and plain SGD, not {variant!r}")
         rng = np.random.default_rng(SEED)
         self.W, self.b = [], []
         for fan_in, fan_out in zip(LAYERS[:-1], LAYERS[1:]):
@@ -373,8 +386,8 @@ class Session:
         out.update(self.peer.info())
         return out
 
-    def train_setup(self, batch, warmup):
-        self.peer.make(batch)
+    def train_setup(self, batch, warmup, variant="relu-sgd"):
+        self.peer.make(batch, variant)
         w = max(batch, min(warmup, self.X.shape[0]))
         wall, cpu, _ = timed(lambda: self.peer.epoch(self.X[:w], self.y[:w]))
         return {"warmup_n": w, "warmup_wall": wall, "n_params": self.peer.n_params()}

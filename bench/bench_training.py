@@ -18,6 +18,9 @@ scikit-learn times MLPClassifier(solver="sgd", momentum=0, alpha=0, max_iter=1, 
 >= 256 fastmlp is also timed on MNIST without zero inputs (x * 255/256 + 1/256): its GEMMs skip
 zero inputs, so that run gives the GFLOP/s of FLOPs actually executed.
 
+At 1 thread the peers that have them also train other settings (--variants): tanh hidden layers
+with plain SGD, and ReLU with Adam (lr 1e-3), at batch 32 and 256.
+
 Prints the table, writes bench/results/bench_training.json (or --out). bench/run.py runs this
 together with the other questions.
 """
@@ -38,6 +41,10 @@ def add_args(p):
                    help="samples per timed epoch, e.g. '1:5000,32:60000' (default 5000 at batch "
                         "1, 60000 otherwise; quick: 1000 and 10000)")
     p.add_argument("--gemm-size", type=int, default=1024, help="square GEMM size (default 1024)")
+    p.add_argument("--variants", default="tanh-sgd,relu-adam",
+                   help="other settings timed at 1 thread against PyTorch and scikit-learn: "
+                        "hidden activation-optimizer, from tanh-sgd, relu-adam ('' for none)")
+    p.add_argument("--variant-batches", default="32,256", help="batch sizes of --variants")
 
 
 def samples_for(args, batch):
@@ -128,6 +135,8 @@ def run(args, pythons, results):
                     msg.append(f"{p} {sps:,.0f}")
                 log(f"training T={T} B={B} n={n}: {'; '.join(msg)} samples/s "
                     f"({time.perf_counter() - t0:.0f} s)")
+            if T == 1:
+                run_variants(args, workers, results)
             # GEMM 1024^3 in the same processes, interleaved
             size = args.gemm_size
             times = {}
@@ -156,8 +165,44 @@ def run(args, pythons, results):
     return results
 
 
+def run_variants(args, workers, results):
+    """Other settings (tanh hidden layers; Adam), 1 thread: fastmlp, PyTorch and scikit-learn
+    timed as the main setting is, on at most 20,000 samples an epoch."""
+    out = results.setdefault("variants", [])
+    R = repeats(args)
+    for variant in parse_list(args.variants):
+        for B in parse_list(args.variant_batches, int):
+            n = min(20000, samples_for(args, B))
+            live = {}
+            for (p, _), w in workers.items():
+                if p == "numpy":
+                    continue
+                try:
+                    w.call("train_setup", batch=B, warmup=warmup_for(B, n), variant=variant)
+                    live[p] = w
+                except WorkerError as e:
+                    results["errors"].append(f"{variant} b{B}: {e}")
+            walls = {p: [] for p in live}
+            for rnd in range(R):
+                for p in rotated(list(live), rnd):
+                    try:
+                        walls[p].append(timed_call(live[p], args.settle, "train_epoch",
+                                                   quiet_wait=args.quiet_wait, batch=B,
+                                                   n=n)["wall"])
+                    except WorkerError as e:
+                        results["errors"].append(f"{variant} b{B}: {e}")
+                        break
+            for p, ws in walls.items():
+                if ws:
+                    out.append({"variant": variant, "peer": p, "threads": 1, "batch": B, "n": n,
+                                "wall": ws, "samples_per_s": n / median(ws)})
+            log(f"training {variant} b{B} n={n}: " + "; ".join(
+                f"{e['peer']} {e['samples_per_s']:,.0f}" for e in out
+                if e["variant"] == variant and e["batch"] == B) + " samples/s")
+
+
 def main():
-    script_main(__doc__, add_args, run, "training", ["training", "gemm", "targets"])
+    script_main(__doc__, add_args, run, "training", ["training", "variants", "gemm", "targets"])
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def merge(docs):
     out = {}
     for d in docs:
         for k, v in d.items():
-            if isinstance(v, list) and k in ("training", "gemm", "inference", "busy", "memory"):
+            if isinstance(v, list) and k in _KEYS:
                 keyf = _KEYS[k]
                 merged = {keyf(e): e for e in out.get(k, [])}
                 merged.update({keyf(e): e for e in v})
@@ -80,6 +80,7 @@ def merge(docs):
 
 _KEYS = {
     "training": lambda e: (e["peer"], e["threads"], e["batch"]),
+    "variants": lambda e: (e["variant"], e["peer"], e["batch"]),
     "gemm": lambda e: (e["impl"], e["threads"], e["size"]),
     "inference": lambda e: (e["peer"], e["threads"]),
     "busy": lambda e: (e["peer"], e["threads"], e["batch"]),
@@ -205,6 +206,33 @@ def training_tables(r):
             out.append("CPU time / wall time below 0.8×threads (waiting, or crowded out by other "
                        "processes): " + ", ".join(cpu_notes))
     return "\n\n".join(out)
+
+
+def variants_table(r):
+    vs = r.get("variants") or []
+    if not vs:
+        return ""
+    idx = _index(vs, "variant", "peer", "batch")
+    peers = [p for p in ("fastmlp", "torch", "sklearn") if any(e["peer"] == p for e in vs)]
+    others = [p for p in peers if p != "fastmlp"]
+    hdr = ["setting", "batch", "samples"] + [NAMES[p] for p in peers]
+    hdr += [f"fastmlp / {NAMES[p]}" for p in others] if "fastmlp" in peers else []
+    rows = []
+    for variant, B in sorted({(e["variant"], e["batch"]) for e in vs}):
+        sps = {p: idx[(variant, p, B)]["samples_per_s"] if (variant, p, B) in idx else None
+               for p in peers}
+        n = next(idx[(variant, p, B)]["n"] for p in peers if (variant, p, B) in idx)
+        act, opt = variant.split("-")
+        row = [f"{act}, {'Adam lr 1e-3' if opt == 'adam' else 'SGD lr 0.01'}", B, f"{n:,}"]
+        row += [fmt_num(sps[p]) for p in peers]
+        if "fastmlp" in peers:
+            row += [fmt_ratio(sps["fastmlp"] / sps[p] if sps["fastmlp"] and sps[p] else None)
+                    for p in others]
+        rows.append(row)
+    rep = max(len(e["wall"]) for e in vs)
+    return ("**Other settings, 1 thread**: the same network with tanh hidden layers, or trained "
+            f"with Adam; samples/s, median of {rep} timed epochs (no targets)\n\n"
+            + table(hdr, rows))
 
 
 def sgemm_reference(entry, fallback):
@@ -445,7 +473,7 @@ def targets_table(r):
     return "**Targets of issue 3**\n\n" + table(["target", "measured", "goal", ""], rows)
 
 
-SECTIONS = {"training": training_tables, "gemm": gemm_table, "inference": inference_table,
+SECTIONS = {"training": training_tables, "variants": variants_table, "gemm": gemm_table, "inference": inference_table,
             "busy": busy_table, "memory": memory_table, "targets": targets_table}
 
 
