@@ -30,10 +30,13 @@ static inline float fm_expm1_r_f32(float y, float *scale) {
     const float r = (yc - k * 0x1.62e4p-1f) - k * 0x1.7f7d1cp-20f;
     s.u = (t.u + 127u + 64u) << 23;
     *scale = s.f;
-    const float q =
-        0.5f +
-        r * (1.0f / 6 +
-             r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040 + r * (1.0f / 40320))))));
+    float q = 1.0f / 40320;
+    q = 1.0f / 5040 + r * q;
+    q = 1.0f / 720 + r * q;
+    q = 1.0f / 120 + r * q;
+    q = 1.0f / 24 + r * q;
+    q = 1.0f / 6 + r * q;
+    q = 0.5f + r * q;
     return r + r * r * q;
 }
 static inline float fm_exp_neg_f32(float y) {

@@ -61,7 +61,7 @@ FM_CLONES void FM_FN(fm_act_apply)(int64_t n, const T *z, T *y, int act, double 
         FM_SIMD
         for (i = 0; i < n; i++) {
             const T v = z[i];
-            y[i] = v > 0 ? v : p * EXPM1_NEG(v > 0 ? (T)0 : v);
+            y[i] = v > 0 ? v : p * EXPM1_NEG(v > 0 ? (T)0 : v); /* it takes v <= 0 */
         }
         break;
     case FM_ACT_SOFTPLUS:

@@ -459,9 +459,11 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
                                                        int64_t ldb, T *c, int64_t rsc,           \
                                                        int64_t csc, T alpha, T beta) {           \
         if (nr == NVV * VL)                                                                        \
-            FN(fm_avx512_tile)(MRV, NVV, NVV * VL, kc, NULL, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta); \
+            FN(fm_avx512_tile)(MRV, NVV, NVV * VL, kc, NULL, a, rsa, csa, b, ldb, c, rsc, csc,     \
+                               alpha, beta);                                                       \
         else                                                                                       \
-            FN(fm_avx512_tile)(MRV, NVV, nr, kc, NULL, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta); \
+            FN(fm_avx512_tile)(MRV, NVV, nr, kc, NULL, a, rsa, csa, b, ldb, c, rsc, csc, alpha,    \
+                               beta);                                                              \
     }
 #define IDX_FN(MRV, NVV)                                                                           \
     static FM_AVX512 void FN(fm_avx512_i##MRV##x##NVV)(int nr, int64_t nk, const int32_t *kidx,   \
@@ -470,9 +472,11 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
                                                        int64_t rsc, int64_t csc, T alpha,        \
                                                        T beta) {                                 \
         if (nr == NVV * VL)                                                                        \
-            FN(fm_avx512_tile)(MRV, NVV, NVV * VL, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta); \
+            FN(fm_avx512_tile)(MRV, NVV, NVV * VL, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc,     \
+                               alpha, beta);                                                       \
         else                                                                                       \
-            FN(fm_avx512_tile)(MRV, NVV, nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta); \
+            FN(fm_avx512_tile)(MRV, NVV, nr, nk, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha,    \
+                               beta);                                                              \
     }
 
 #define TILE_FN(MRV, NVV) DENSE_FN(MRV, NVV) IDX_FN(MRV, NVV)

@@ -13,7 +13,8 @@ FM_CLONES static void FM_FN(dropout_row)(int64_t cols, uint64_t key, uint64_t co
                                          uint64_t keep_from, T scale, const T *x,
                                          T *restrict mask, T *y) {
     for (int64_t j = 0; j < cols; j++) {
-        const T m = fm_rng_draw(key, counter + (uint64_t)j) >> 11 >= keep_from ? scale : (T)0;
+        const uint64_t u = fm_rng_draw(key, counter + (uint64_t)j) >> 11;
+        const T m = u >= keep_from ? scale : (T)0;
         mask[j] = m;
         y[j] = x[j] * m;
     }
