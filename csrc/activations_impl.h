@@ -104,13 +104,10 @@ int FM_FN(fm_act_forward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
     const int nt = fm_threads_for(8.0 * (double)rows * (double)cols, n_threads);
     int64_t i;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (i = 0; i < rows; i++) {
+    FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         if (act == FM_ACT_SOFTMAX) FM_FN(softmax_row)(cols, z + i * rsz, y + i * rsy);
         else FM_FN(fm_act_apply)(cols, z + i * rsz, y + i * rsy, act, param);
-    }
+    });
     return FM_OK;
 }
 
@@ -198,12 +195,9 @@ int FM_FN(fm_act_backward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
     const int nt = fm_threads_for(8.0 * (double)rows * (double)cols, n_threads);
     int64_t i;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (i = 0; i < rows; i++)
+    FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++)
         FM_FN(act_backward_row)(cols, z + i * rsz, y + i * rsy, dy + i * rsdy, dz + i * rsdz,
-                                act, param);
+                                act, param););
     return FM_OK;
 }
 
@@ -213,15 +207,12 @@ int FM_FN(fm_prelu_forward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
     const int nt = fm_threads_for(2.0 * (double)rows * (double)cols, n_threads);
     int64_t i;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (i = 0; i < rows; i++) {
+    FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         const T *zi = z + i * rsz;
         T *yi = y + i * rsy;
         FM_SIMD
         for (int64_t j = 0; j < cols; j++) yi[j] = zi[j] > 0 ? zi[j] : slope[j] * zi[j];
-    }
+    });
     return FM_OK;
 }
 
@@ -237,10 +228,7 @@ int FM_FN(fm_prelu_backward)(int64_t rows, int64_t cols, const T *z, int64_t rsz
     const int64_t n_blocks = (cols + FM_COL_BLOCK - 1) / FM_COL_BLOCK;
     int64_t blk;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (blk = 0; blk < n_blocks; blk++) {
+    FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++) {
         const int64_t j0 = blk * FM_COL_BLOCK, j1 = FM_MIN(cols, j0 + FM_COL_BLOCK);
         double acc[FM_COL_BLOCK];
         for (int64_t j = j0; j < j1; j++) acc[j - j0] = 0.0;
@@ -259,7 +247,7 @@ int FM_FN(fm_prelu_backward)(int64_t rows, int64_t cols, const T *z, int64_t rsz
         }
         if (dslope)
             for (int64_t j = j0; j < j1; j++) dslope[j] = (T)acc[j - j0];
-    }
+    });
     return FM_OK;
 }
 
@@ -282,13 +270,10 @@ int FM_FN(fm_colsum)(int64_t rows, int64_t cols, const T *x, int64_t rsx, T *out
     const int64_t n_blocks = (cols + FM_COL_BLOCK - 1) / FM_COL_BLOCK;
     int64_t blk;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (blk = 0; blk < n_blocks; blk++) {
+    FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++) {
         const int64_t j0 = blk * FM_COL_BLOCK, j1 = FM_MIN(cols, j0 + FM_COL_BLOCK);
         FM_FN(colsum_block)(rows, j0, j1, x, rsx, out);
-    }
+    });
     return FM_OK;
 }
 #undef FM_COL_BLOCK

@@ -153,10 +153,7 @@ static void FM_FN(gather_rows)(int64_t rows, int64_t cols, const int64_t *idx, c
     const int nt = fm_threads_for((double)rows * (double)cols, n_threads);
     int64_t r;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (r = 0; r < rows; r++) {
+    FM_PARALLEL_FOR(nt, for (r = 0; r < rows; r++) {
         const T *s = src + (idx ? idx[r] : r) * rs;
         T *d = dst + r * cols;
         /* shuffled rows come from DRAM, one page each: fetching the lines of the row 4 ahead
@@ -170,7 +167,7 @@ static void FM_FN(gather_rows)(int64_t rows, int64_t cols, const int64_t *idx, c
         }
         if (cs == 1) memcpy(d, s, sizeof(T) * (size_t)cols);
         else for (int64_t j = 0; j < cols; j++) d[j] = s[j * cs];
-    }
+    });
 }
 
 /* Forward through layers [0, last]. Training keeps what backward needs, draws dropout and noise

@@ -24,6 +24,25 @@
 #define FM_CLONES
 #endif
 
+/* A parallel loop (a for statement over a variable declared before it) on nt threads. With one
+ * thread it runs as it is: a region whose if clause is false still builds a team and makes a
+ * futex call (libgomp, Zen 4 VM: 0.33-0.39 us a region, several regions a step at batch 1). */
+#ifdef _OPENMP
+#define FM_PARALLEL_FOR(nt, ...)                                                                   \
+    do {                                                                                           \
+        if ((nt) > 1) {                                                                            \
+            _Pragma("omp parallel for num_threads(nt) schedule(static)") __VA_ARGS__               \
+        } else {                                                                                   \
+            __VA_ARGS__                                                                            \
+        }                                                                                          \
+    } while (0)
+#else
+#define FM_PARALLEL_FOR(nt, ...)                                                                   \
+    do {                                                                                           \
+        __VA_ARGS__                                                                                \
+    } while (0)
+#endif
+
 /* Elementwise loops: no iteration depends on another (an output may alias its own input
  * element), so they may run as vector blends instead of unpredictable branches. Never used on
  * reductions, whose order is part of the results. */

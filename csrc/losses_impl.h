@@ -114,10 +114,7 @@ int FM_FN(fm_loss)(int64_t n, int64_t k, const T *z, int64_t rsz, const T *t, in
         const int64_t c1 = FM_MIN(n_blocks, c0 + FM_LOSS_CHUNK_BLOCKS);
         double partial[FM_LOSS_CHUNK_BLOCKS];
         int64_t blk;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-        for (blk = c0; blk < c1; blk++) {
+        FM_PARALLEL_FOR(nt, for (blk = c0; blk < c1; blk++) {
             const int64_t i0 = blk * FM_REDUCE_BLOCK, i1 = FM_MIN(n, i0 + FM_REDUCE_BLOCK);
             double acc = 0.0;
             for (int64_t i = i0; i < i1; i++) {
@@ -128,7 +125,7 @@ int FM_FN(fm_loss)(int64_t n, int64_t k, const T *z, int64_t rsz, const T *t, in
                 acc += w * l;
             }
             partial[blk - c0] = acc;
-        }
+        });
         for (int64_t b = c0; b < c1; b++) total += partial[b - c0];
     }
     if (loss) *loss = total * inv_total;

@@ -29,12 +29,9 @@ int FM_FN(fm_sgd_step)(int64_t n, const T *grad, T *param, T *velocity,
     const int64_t n_blocks = (n + FM_OPT_BLOCK - 1) / FM_OPT_BLOCK;
     int64_t blk;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (blk = 0; blk < n_blocks; blk++)
+    FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++)
         FM_FN(sgd_range)(blk * FM_OPT_BLOCK, FM_MIN(n, (blk + 1) * FM_OPT_BLOCK), grad, param,
-                         velocity, eta, mu, wd, nesterov);
+                         velocity, eta, mu, wd, nesterov););
     return FM_OK;
 }
 
@@ -77,14 +74,11 @@ int FM_FN(fm_sgd_rank1_update)(int64_t n_in, int64_t n_out, const T *x, const T 
     const int nt = fm_threads_for(3.0 * (double)n_in * (double)n_out, n_threads);
     int64_t i;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (i = 0; i < n_in; i++) {
+    FM_PARALLEL_FOR(nt, for (i = 0; i < n_in; i++) {
         if (skip_zero && x[i] == (T)0) continue;
         FM_FN(sgd_rank1_row)(n_out, x[i], dz, w + i * n_out, vw ? vw + i * n_out : NULL, eta, mu,
                              wd, nesterov);
-    }
+    });
     if (b) FM_FN(sgd_rank1_row)(n_out, (T)1, dz, b, vb, eta, mu, wd, nesterov);
     return FM_OK;
 }
@@ -278,12 +272,9 @@ int FM_FN(fm_optim_step)(int64_t n, T *grad, T *param, fm_optim *opt, int n_thre
     const int64_t n_blocks = (n + FM_OPT_BLOCK - 1) / FM_OPT_BLOCK;
     int64_t blk;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (blk = 0; blk < n_blocks; blk++)
+    FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++)
         FM_FN(optim_range)(kind, &c, opt->nesterov, opt->amsgrad, opt->centered, blk * FM_OPT_BLOCK,
-                           FM_MIN(n, (blk + 1) * FM_OPT_BLOCK), grad, param, s0, s1, s2);
+                           FM_MIN(n, (blk + 1) * FM_OPT_BLOCK), grad, param, s0, s1, s2););
     opt->step++;
     return FM_OK;
 }

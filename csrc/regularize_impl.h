@@ -28,12 +28,9 @@ int FM_FN(fm_dropout_forward)(int64_t rows, int64_t cols, const T *x, int64_t rs
     const int nt = fm_threads_for(20.0 * (double)rows * (double)cols, n_threads);
     int64_t i;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (i = 0; i < rows; i++)
+    FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++)
         FM_FN(dropout_row)(cols, key, (uint64_t)(i * cols), keep_from, scale, x + i * rsx,
-                           mask + i * cols, y + i * rsy);
+                           mask + i * cols, y + i * rsy););
     return FM_OK;
 }
 
@@ -43,11 +40,8 @@ int FM_FN(fm_mul)(int64_t rows, int64_t cols, const T *a, int64_t rsa, const T *
     const int nt = fm_threads_for((double)rows * (double)cols, n_threads);
     int64_t i;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++) out[i * rso + j] = a[i * rsa + j] * b[i * rsb + j];
+    FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) out[i * rso + j] = a[i * rsa + j] * b[i * rsb + j];);
     return FM_OK;
 }
 
@@ -57,10 +51,7 @@ int FM_FN(fm_gaussian_noise)(int64_t rows, int64_t cols, const T *x, int64_t rsx
     const int nt = fm_threads_for(40.0 * (double)rows * (double)cols, n_threads);
     int64_t i;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (i = 0; i < rows; i++) {
+    FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         for (int64_t j = 0; j < cols; j++) {
             const uint64_t counter = 2 * (uint64_t)(i * cols + j);
             /* Box-Muller; 1 - u keeps the logarithm's argument in (0, 1]. */
@@ -69,7 +60,7 @@ int FM_FN(fm_gaussian_noise)(int64_t rows, int64_t cols, const T *x, int64_t rsx
             const double normal = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
             y[i * rsy + j] = x[i * rsx + j] + (T)(stddev * normal);
         }
-    }
+    });
     return FM_OK;
 }
 
@@ -102,17 +93,14 @@ int FM_FN(fm_maxout_forward)(int64_t rows, int64_t units, int64_t pieces, const 
     const int nt = fm_threads_for((double)rows * (double)(units * pieces), n_threads);
     int64_t i;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (i = 0; i < rows; i++) {
+    FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         const T *zi = z + i * rsz;
         for (int64_t u = 0; u < units; u++) {
             T best = zi[u * pieces];
             for (int64_t p = 1; p < pieces; p++) best = zi[u * pieces + p] > best ? zi[u * pieces + p] : best;
             y[i * rsy + u] = best;
         }
-    }
+    });
     return FM_OK;
 }
 
@@ -122,10 +110,7 @@ int FM_FN(fm_maxout_backward)(int64_t rows, int64_t units, int64_t pieces, const
     const int nt = fm_threads_for((double)rows * (double)(units * pieces), n_threads);
     int64_t i;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (i = 0; i < rows; i++) {
+    FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         const T *zi = z + i * rsz;
         T *dzi = dz + i * rsdz;
         for (int64_t u = 0; u < units; u++) {
@@ -134,7 +119,7 @@ int FM_FN(fm_maxout_backward)(int64_t rows, int64_t units, int64_t pieces, const
                 if (zi[u * pieces + p] > zi[u * pieces + arg]) arg = p;
             for (int64_t p = 0; p < pieces; p++) dzi[u * pieces + p] = p == arg ? dy[i * rsdy + u] : (T)0;
         }
-    }
+    });
     return FM_OK;
 }
 
@@ -145,10 +130,7 @@ int FM_FN(fm_max_norm)(int64_t n_in, int64_t n_out, T *w, double max_norm, int n
     const int nt = fm_threads_for(2.0 * (double)n_in * (double)n_out, n_threads);
     int64_t b;
     (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-    for (b = 0; b < n_blocks; b++) {
+    FM_PARALLEL_FOR(nt, for (b = 0; b < n_blocks; b++) {
         const int64_t j0 = b * block, j1 = FM_MIN(n_out, j0 + block);
         double sq[256];
         for (int64_t j = j0; j < j1; j++) sq[j - j0] = 0.0;
@@ -161,7 +143,7 @@ int FM_FN(fm_max_norm)(int64_t n_in, int64_t n_out, T *w, double max_norm, int n
                 for (int64_t i = 0; i < n_in; i++) w[i * n_out + j] *= scale;
             }
         }
-    }
+    });
     return FM_OK;
 }
 
