@@ -195,9 +195,10 @@ int FM_FN(fm_act_backward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
     const int nt = fm_threads_for(8.0 * (double)rows * (double)cols, n_threads);
     int64_t i;
     (void)nt;
-    FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++)
+    FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         FM_FN(act_backward_row)(cols, z + i * rsz, y + i * rsy, dy + i * rsdy, dz + i * rsdz,
-                                act, param););
+                                act, param);
+    });
     return FM_OK;
 }
 

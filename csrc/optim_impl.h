@@ -29,9 +29,10 @@ int FM_FN(fm_sgd_step)(int64_t n, const T *grad, T *param, T *velocity,
     const int64_t n_blocks = (n + FM_OPT_BLOCK - 1) / FM_OPT_BLOCK;
     int64_t blk;
     (void)nt;
-    FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++)
+    FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++) {
         FM_FN(sgd_range)(blk * FM_OPT_BLOCK, FM_MIN(n, (blk + 1) * FM_OPT_BLOCK), grad, param,
-                         velocity, eta, mu, wd, nesterov););
+                         velocity, eta, mu, wd, nesterov);
+    });
     return FM_OK;
 }
 
@@ -305,9 +306,10 @@ int FM_FN(fm_optim_step)(int64_t n, T *grad, T *param, fm_optim *opt, int n_thre
     const int64_t n_blocks = (n + FM_OPT_BLOCK - 1) / FM_OPT_BLOCK;
     int64_t blk;
     (void)nt;
-    FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++)
+    FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++) {
         FM_FN(optim_range)(kind, &c, opt->nesterov, opt->amsgrad, opt->centered, blk * FM_OPT_BLOCK,
-                           FM_MIN(n, (blk + 1) * FM_OPT_BLOCK), grad, param, s0, s1, s2););
+                           FM_MIN(n, (blk + 1) * FM_OPT_BLOCK), grad, param, s0, s1, s2);
+    });
     opt->step++;
     return FM_OK;
 }

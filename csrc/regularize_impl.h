@@ -28,9 +28,10 @@ int FM_FN(fm_dropout_forward)(int64_t rows, int64_t cols, const T *x, int64_t rs
     const int nt = fm_threads_for(20.0 * (double)rows * (double)cols, n_threads);
     int64_t i;
     (void)nt;
-    FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++)
+    FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         FM_FN(dropout_row)(cols, key, (uint64_t)(i * cols), keep_from, scale, x + i * rsx,
-                           mask + i * cols, y + i * rsy););
+                           mask + i * cols, y + i * rsy);
+    });
     return FM_OK;
 }
 
@@ -40,8 +41,9 @@ int FM_FN(fm_mul)(int64_t rows, int64_t cols, const T *a, int64_t rsa, const T *
     const int nt = fm_threads_for((double)rows * (double)cols, n_threads);
     int64_t i;
     (void)nt;
-    FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++) out[i * rso + j] = a[i * rsa + j] * b[i * rsb + j];);
+    FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
+        for (int64_t j = 0; j < cols; j++) out[i * rso + j] = a[i * rsa + j] * b[i * rsb + j];
+    });
     return FM_OK;
 }
 
