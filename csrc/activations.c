@@ -5,7 +5,7 @@
 #define FM_SQRT1_2 0.70710678118654752440
 #define FM_INV_SQRT_2PI 0.39894228040143267794
 
-/* exp and expm1 of y <= 0 in plain arithmetic, for the loops of sigmoid, tanh, SiLU and ELU:
+/* activations_impl.h: exp and expm1 of y <= 0 in plain arithmetic, for the loops of sigmoid, tanh, SiLU and ELU:
  * a call of libm's keeps a loop scalar, and tanhf alone was a third of training time with tanh
  * layers. y = k ln2 + r with |r| <= ln2/2 (Cody-Waite, ln2 split so that k ln2_hi is exact; k
  * rounded by the 1.5 * 2^p shift, whose low bits are k, so 2^k is built from them without a
@@ -17,73 +17,13 @@
  * (tanh, sigmoid; measured against long double on 3 million points). */
 typedef union { float f; uint32_t u; } fm_bits_f32;
 typedef union { double f; uint64_t u; } fm_bits_f64;
-
-#define FM_EXP_MIN_F32 -104.0f /* e^-104 is below half the smallest subnormal float */
-#define FM_EXP_MIN_F64 -746.0
-
-/* expm1(r) for the reduced r of y, and 2^(k+64) in *scale */
-static inline float fm_expm1_r_f32(float y, float *scale) {
-    const float yc = y < FM_EXP_MIN_F32 ? FM_EXP_MIN_F32 : y;
-    fm_bits_f32 t, s;
-    t.f = yc * 0x1.715476p0f + 0x1.8p23f;
-    const float k = t.f - 0x1.8p23f;
-    const float r = (yc - k * 0x1.62e4p-1f) - k * 0x1.7f7d1cp-20f;
-    s.u = (t.u + 127u + 64u) << 23;
-    *scale = s.f;
-    float q = 1.0f / 40320;
-    q = 1.0f / 5040 + r * q;
-    q = 1.0f / 720 + r * q;
-    q = 1.0f / 120 + r * q;
-    q = 1.0f / 24 + r * q;
-    q = 1.0f / 6 + r * q;
-    q = 0.5f + r * q;
-    return r + r * r * q;
-}
-static inline float fm_exp_neg_f32(float y) {
-    float scale;
-    const float p = fm_expm1_r_f32(y, &scale);
-    return y < FM_EXP_MIN_F32 ? 0.0f : scale * (1.0f + p) * 0x1p-64f;
-}
-static inline float fm_expm1_neg_f32(float y) {
-    float scale;
-    const float p = fm_expm1_r_f32(y, &scale);
-    scale *= 0x1p-64f;
-    return y < FM_EXP_MIN_F32 ? -1.0f : scale * p + (scale - 1.0f);
-}
-
-static inline double fm_expm1_r_f64(double y, double *scale) {
-    const double yc = y < FM_EXP_MIN_F64 ? FM_EXP_MIN_F64 : y;
-    fm_bits_f64 t, s;
-    t.f = yc * 0x1.71547652b82fep0 + 0x1.8p52;
-    const double k = t.f - 0x1.8p52;
-    const double r = (yc - k * 0x1.62e42feep-1) - k * 0x1.a39ef35793c76p-33;
-    s.u = (t.u + 1023u + 64u) << 52;
-    *scale = s.f;
-    double q = 1.0 / 6227020800.0; /* 1/13! */
-    q = 1.0 / 479001600.0 + r * q;
-    q = 1.0 / 39916800.0 + r * q;
-    q = 1.0 / 3628800.0 + r * q;
-    q = 1.0 / 362880.0 + r * q;
-    q = 1.0 / 40320.0 + r * q;
-    q = 1.0 / 5040.0 + r * q;
-    q = 1.0 / 720.0 + r * q;
-    q = 1.0 / 120.0 + r * q;
-    q = 1.0 / 24.0 + r * q;
-    q = 1.0 / 6.0 + r * q;
-    q = 0.5 + r * q;
-    return r + r * r * q;
-}
-static inline double fm_exp_neg_f64(double y) {
-    double scale;
-    const double p = fm_expm1_r_f64(y, &scale);
-    return y < FM_EXP_MIN_F64 ? 0.0 : scale * (1.0 + p) * 0x1p-64;
-}
-static inline double fm_expm1_neg_f64(double y) {
-    double scale;
-    const double p = fm_expm1_r_f64(y, &scale);
-    scale *= 0x1p-64;
-    return y < FM_EXP_MIN_F64 ? -1.0 : scale * p + (scale - 1.0);
-}
+/* 1/2!, 1/3!, ...: the Taylor coefficients of (expm1(r) - r) / r^2 */
+static const float fm_expm1_c_f32[7] = {1.0f / 2, 1.0f / 6, 1.0f / 24, 1.0f / 120, 1.0f / 720,
+                                         1.0f / 5040, 1.0f / 40320};
+static const double fm_expm1_c_f64[12] = {1.0 / 2,        1.0 / 6,         1.0 / 24,
+                                          1.0 / 120,      1.0 / 720,       1.0 / 5040,
+                                          1.0 / 40320,    1.0 / 362880,    1.0 / 3628800,
+                                          1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800};
 
 #define T float
 #define FM_SUFFIX f32
@@ -91,8 +31,15 @@ static inline double fm_expm1_neg_f64(double y) {
 #define LOG1P log1pf
 #define FABS fabsf
 #define COPYSIGN copysignf
-#define EXP_NEG fm_exp_neg_f32
-#define EXPM1_NEG fm_expm1_neg_f32
+#define EXP_BITS fm_bits_f32
+#define EXP_MIN -104.0f /* e^-104 is below half the smallest subnormal float */
+#define EXP_INV_LN2 0x1.715476p0f
+#define EXP_SHIFT 0x1.8p23f
+#define EXP_LN2_HI 0x1.62e4p-1f
+#define EXP_LN2_LO 0x1.7f7d1cp-20f
+#define EXP_BIAS 127u
+#define EXP_MANT 23
+#define EXPM1_C fm_expm1_c_f32
 #define ERF erff
 #include "activations_impl.h"
 #undef T
@@ -101,8 +48,15 @@ static inline double fm_expm1_neg_f64(double y) {
 #undef LOG1P
 #undef FABS
 #undef COPYSIGN
-#undef EXP_NEG
-#undef EXPM1_NEG
+#undef EXP_BITS
+#undef EXP_MIN
+#undef EXP_INV_LN2
+#undef EXP_SHIFT
+#undef EXP_LN2_HI
+#undef EXP_LN2_LO
+#undef EXP_BIAS
+#undef EXP_MANT
+#undef EXPM1_C
 #undef ERF
 
 #define T double
@@ -111,7 +65,14 @@ static inline double fm_expm1_neg_f64(double y) {
 #define LOG1P log1p
 #define FABS fabs
 #define COPYSIGN copysign
-#define EXP_NEG fm_exp_neg_f64
-#define EXPM1_NEG fm_expm1_neg_f64
+#define EXP_BITS fm_bits_f64
+#define EXP_MIN -746.0
+#define EXP_INV_LN2 0x1.71547652b82fep0
+#define EXP_SHIFT 0x1.8p52
+#define EXP_LN2_HI 0x1.62e42feep-1
+#define EXP_LN2_LO 0x1.a39ef35793c76p-33
+#define EXP_BIAS 1023u
+#define EXP_MANT 52
+#define EXPM1_C fm_expm1_c_f64
 #define ERF erf
 #include "activations_impl.h"

@@ -1,14 +1,43 @@
 /* Activation kernels for one dtype; included by activations.c with T and FM_SUFFIX defined. */
 
+/* expm1(r) for y's reduced r, and 2^(k+64) in *scale (see activations.c) */
+static inline T FM_FN(expm1_reduced)(T y, T *scale) {
+    const T yc = y < EXP_MIN ? EXP_MIN : y;
+    EXP_BITS t, s;
+    t.f = yc * EXP_INV_LN2 + EXP_SHIFT;
+    const T k = t.f - EXP_SHIFT;
+    const T r = (yc - k * EXP_LN2_HI) - k * EXP_LN2_LO;
+    s.u = (t.u + EXP_BIAS + 64u) << EXP_MANT;
+    *scale = s.f;
+    const int terms = (int)(sizeof EXPM1_C / sizeof EXPM1_C[0]);
+    T q = EXPM1_C[terms - 1];
+#pragma GCC unroll 12
+    for (int i = terms - 2; i >= 0; i--) q = EXPM1_C[i] + r * q;
+    return r + r * r * q;
+}
+
+/* exp(y) and expm1(y), y <= 0 */
+static inline T FM_FN(exp_neg)(T y) {
+    T scale;
+    const T p = FM_FN(expm1_reduced)(y, &scale);
+    return y < EXP_MIN ? (T)0 : scale * ((T)1 + p) * (T)0x1p-64;
+}
+static inline T FM_FN(expm1_neg)(T y) {
+    T scale;
+    const T p = FM_FN(expm1_reduced)(y, &scale);
+    scale *= (T)0x1p-64;
+    return y < EXP_MIN ? (T)-1 : scale * p + (scale - (T)1);
+}
+
 static inline T FM_FN(sigmoid_scalar)(T x) {
     /* exp(-|x|) never overflows: 1 / (1 + e) for x >= 0, e / (1 + e) below */
-    const T e = EXP_NEG(-FABS(x));
+    const T e = FM_FN(exp_neg)(-FABS(x));
     return (x >= 0 ? (T)1 : e) / ((T)1 + e);
 }
 
 /* tanh |x| = (1 - e^-2|x|) / (1 + e^-2|x|) = -m / (2 + m), m = expm1(-2|x|): no cancellation */
 static inline T FM_FN(tanh_scalar)(T x) {
-    const T m = EXPM1_NEG((T)-2 * FABS(x));
+    const T m = FM_FN(expm1_neg)((T)-2 * FABS(x));
     return COPYSIGN(-m / ((T)2 + m), x);
 }
 
@@ -61,7 +90,7 @@ FM_CLONES void FM_FN(fm_act_apply)(int64_t n, const T *z, T *y, int act, double 
         FM_SIMD
         for (i = 0; i < n; i++) {
             const T v = z[i];
-            y[i] = v > 0 ? v : p * EXPM1_NEG(v > 0 ? (T)0 : v); /* it takes v <= 0 */
+            y[i] = v > 0 ? v : p * FM_FN(expm1_neg)(v > 0 ? (T)0 : v); /* it takes v <= 0 */
         }
         break;
     case FM_ACT_SOFTPLUS:
