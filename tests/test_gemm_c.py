@@ -1,6 +1,8 @@
-"""The GEMM's own C test program (tests/c/test_gemm.c), built and run from pytest: every
-micro-kernel against a naive double-accumulation oracle over edge shapes, layouts, epilogues and
-thread counts, with no Python in between."""
+"""The C test programs, built and run from pytest with no Python in between: the GEMM's
+(tests/c/test_gemm.c: every micro-kernel against a naive double-accumulation oracle over edge
+shapes, layouts, epilogues and thread counts) and the SIMD clones' (tests/c/test_clones.c: the
+AVX-512 and AVX2 copies of the elementwise kernels give the baseline copy's bits)."""
+import platform
 import os
 import shutil
 import subprocess
@@ -28,9 +30,33 @@ def test_gemm_c_program(tmp_path):
            f"-I{ROOT / 'csrc' / 'include'}", f"-I{ROOT / 'csrc'}", *sources, "-lm", "-o", str(exe)]
     build = subprocess.run(cmd, capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
+    passed, failed = run_c_program(exe)
+    assert failed == 0 and passed > 1000, (passed, failed)
+
+
+def run_c_program(exe):
+    """Runs a C test program; its last line is 'P passed, F failed'."""
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=600)
     sys.stdout.write(run.stdout[-2000:])
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     last = [line for line in run.stdout.splitlines() if line.strip()][-1]
-    passed, failed = (int(part.split()[0]) for part in last.split(","))
-    assert failed == 0 and passed > 1000, last
+    return (int(part.split()[0]) for part in last.split(","))
+
+
+def test_simd_clones_c_program(tmp_path):
+    cc = compiler()
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    if not (sys.platform.startswith("linux") and platform.machine() == "x86_64"
+            and "Free Software Foundation" in version and "clang" not in version):
+        pytest.skip("the library has SIMD clones only when GCC builds it for x86-64 Linux "
+                    "(target_clones): nothing to compare here")
+    exe = tmp_path / "test_clones"
+    # the library's own flags (CMakeLists.txt)
+    cmd = [cc, "-std=gnu11", "-O3", "-ffp-contract=off", "-fno-math-errno", "-fopenmp",
+           f"-I{ROOT / 'csrc' / 'include'}", f"-I{ROOT / 'csrc'}",
+           str(ROOT / "tests" / "c" / "test_clones.c"), str(ROOT / "csrc" / "threads.c"), "-lm",
+           "-o", str(exe)]
+    build = subprocess.run(cmd, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    passed, failed = run_c_program(exe)
+    assert failed == 0 and passed >= 22, (passed, failed)  # 11 kinds x 2 dtypes, each clone
