@@ -72,19 +72,13 @@ def run(args, pythons, results):
         try:
             for B in batches:
                 n = samples_for(args, B)
-                live = {}
-                for (p, _), w in workers.items():
-                    try:
-                        w.call("train_setup", batch=B, warmup=warmup_for(B, n))
-                        live[p] = w
-                    except WorkerError as e:
-                        results["errors"].append(f"training b{B} T{T}: {e}")
-                        log(results["errors"][-1])
+                live = setup_peers(workers, results, f"training b{B} T{T}", batch=B,
+                                   warmup=warmup_for(B, n))
                 inputs = {p: "mnist" for p in live}
                 if "fastmlp" in live and B >= 256:  # the executed-FLOPs efficiency (see report)
                     live[ZERO_FREE] = live["fastmlp"]
                     inputs[ZERO_FREE] = "zero_free"
-                rec = {p: {"wall": [], "cpu": [], "foreign": [], "loss": None} for p in live}
+                rec = new_record(live)
                 # the GFLOP/s reference (NumPy sgemm) timed in the same rounds as the training
                 # it is compared with: a shared machine's speed drifts by 10-25% over minutes
                 sgemm_ref = B >= 256 and "numpy" in live and ZERO_FREE in live
@@ -100,23 +94,8 @@ def run(args, pythons, results):
                                                               reps=3)["times"]
                         except WorkerError as e:
                             results["errors"].append(f"sgemm b{B} T{T}: {e}")
-                    for p in rotated(list(live), rnd):
-                        if p not in live or (rec[p]["wall"] and sum(rec[p]["wall"]) >= cap):
-                            continue
-                        try:
-                            out = timed_call(live[p], args.settle, "train_epoch",
-                                             quiet_wait=args.quiet_wait, batch=B, n=n,
-                                             inputs=inputs[p])
-                        except WorkerError as e:
-                            results["errors"].append(f"training b{B} T{T}: {e}")
-                            log(results["errors"][-1])
-                            for q in [q for q in live if live[q] is live[p]]:
-                                live.pop(q)
-                            continue
-                        rec[p]["wall"].append(out["wall"])
-                        rec[p]["cpu"].append(out["cpu"])
-                        rec[p]["foreign"].append(out.get("foreign_load"))
-                        rec[p]["loss"] = out["loss"]
+                    epoch_round(args, live, rnd, rec, results, f"training b{B} T{T}", cap,
+                                batch=B, n=n, inputs=inputs)
                 msg = []
                 for p, d in rec.items():
                     if not d["wall"]:
@@ -165,38 +144,65 @@ def run(args, pythons, results):
     return results
 
 
+def setup_peers(workers, results, what, skip=(), **setup):
+    """The workers (by peer) that took train_setup(**setup); the others' errors are recorded."""
+    live = {}
+    for (p, _), w in workers.items():
+        if p in skip:
+            continue
+        try:
+            w.call("train_setup", **setup)
+            live[p] = w
+        except WorkerError as e:
+            results["errors"].append(f"{what}: {e}")
+            log(results["errors"][-1])
+    return live
+
+
+def new_record(live):
+    return {p: {"wall": [], "cpu": [], "foreign": [], "loss": None} for p in live}
+
+
+def epoch_round(args, live, rnd, rec, results, what, cap, batch, n, inputs):
+    """One round: every live peer (in rotated order) times one epoch into rec[peer], unless its
+    epochs already took cap seconds; a worker that fails is dropped (with all its peer names)."""
+    for p in rotated(list(live), rnd):
+        if p not in live or (rec[p]["wall"] and sum(rec[p]["wall"]) >= cap):
+            continue
+        try:
+            out = timed_call(live[p], args.settle, "train_epoch", quiet_wait=args.quiet_wait,
+                             batch=batch, n=n, inputs=inputs.get(p, "mnist"))
+        except WorkerError as e:
+            results["errors"].append(f"{what}: {e}")
+            log(results["errors"][-1])
+            for q in [q for q in live if live[q] is live[p]]:
+                live.pop(q)
+            continue
+        rec[p]["wall"].append(out["wall"])
+        rec[p]["cpu"].append(out["cpu"])
+        rec[p]["foreign"].append(out.get("foreign_load"))
+        rec[p]["loss"] = out["loss"]
+
+
 def run_variants(args, workers, results):
     """Other settings (tanh hidden layers; Adam), 1 thread: fastmlp, PyTorch and scikit-learn
     timed as the main setting is, on at most 20,000 samples an epoch."""
     out = results.setdefault("variants", [])
-    R = repeats(args)
     for variant in parse_list(args.variants):
         for B in parse_list(args.variant_batches, int):
             n = min(20000, samples_for(args, B))
-            live = {}
-            for (p, _), w in workers.items():
-                if p == "numpy":
-                    continue
-                try:
-                    w.call("train_setup", batch=B, warmup=warmup_for(B, n), variant=variant)
-                    live[p] = w
-                except WorkerError as e:
-                    results["errors"].append(f"{variant} b{B}: {e}")
-            walls = {p: [] for p in live}
-            for rnd in range(R):
-                for p in rotated(list(live), rnd):
-                    try:
-                        walls[p].append(timed_call(live[p], args.settle, "train_epoch",
-                                                   quiet_wait=args.quiet_wait, batch=B,
-                                                   n=n)["wall"])
-                    except WorkerError as e:
-                        results["errors"].append(f"{variant} b{B}: {e}")
-                        break
-            for p, ws in walls.items():
-                if ws:
+            what = f"{variant} b{B}"
+            live = setup_peers(workers, results, what, skip=("numpy",), batch=B,
+                               warmup=warmup_for(B, n), variant=variant)
+            rec = new_record(live)
+            for rnd in range(repeats(args)):
+                epoch_round(args, live, rnd, rec, results, what, max_seconds(args), batch=B, n=n,
+                            inputs={})
+            for p, d in rec.items():
+                if d["wall"]:
                     out.append({"variant": variant, "peer": p, "threads": 1, "batch": B, "n": n,
-                                "wall": ws, "samples_per_s": n / median(ws)})
-            log(f"training {variant} b{B} n={n}: " + "; ".join(
+                                "wall": d["wall"], "samples_per_s": n / median(d["wall"])})
+            log(f"training {what} n={n}: " + "; ".join(
                 f"{e['peer']} {e['samples_per_s']:,.0f}" for e in out
                 if e["variant"] == variant and e["batch"] == B) + " samples/s")
 

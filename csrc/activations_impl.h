@@ -132,7 +132,6 @@ int FM_FN(fm_act_forward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
         return FM_ERR_ARG;
     const int nt = fm_threads_for(8.0 * (double)rows * (double)cols, n_threads);
     int64_t i;
-    (void)nt;
     FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         if (act == FM_ACT_SOFTMAX) FM_FN(softmax_row)(cols, z + i * rsz, y + i * rsy);
         else FM_FN(fm_act_apply)(cols, z + i * rsz, y + i * rsy, act, param);
@@ -223,7 +222,6 @@ int FM_FN(fm_act_backward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
     if (act == FM_ACT_SIGMOID && !(param > 0)) return FM_ERR_ARG;
     const int nt = fm_threads_for(8.0 * (double)rows * (double)cols, n_threads);
     int64_t i;
-    (void)nt;
     FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         FM_FN(act_backward_row)(cols, z + i * rsz, y + i * rsy, dy + i * rsdy, dz + i * rsdz,
                                 act, param);
@@ -236,7 +234,6 @@ int FM_FN(fm_prelu_forward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
     if (rows < 0 || cols < 0) return FM_ERR_ARG;
     const int nt = fm_threads_for(2.0 * (double)rows * (double)cols, n_threads);
     int64_t i;
-    (void)nt;
     FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         const T *zi = z + i * rsz;
         T *yi = y + i * rsy;
@@ -257,7 +254,6 @@ int FM_FN(fm_prelu_backward)(int64_t rows, int64_t cols, const T *z, int64_t rsz
     const int nt = fm_threads_for(3.0 * (double)rows * (double)cols, n_threads);
     const int64_t n_blocks = (cols + FM_COL_BLOCK - 1) / FM_COL_BLOCK;
     int64_t blk;
-    (void)nt;
     FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++) {
         const int64_t j0 = blk * FM_COL_BLOCK, j1 = FM_MIN(cols, j0 + FM_COL_BLOCK);
         double acc[FM_COL_BLOCK];
@@ -299,7 +295,6 @@ int FM_FN(fm_colsum)(int64_t rows, int64_t cols, const T *x, int64_t rsx, T *out
     const int nt = fm_threads_for((double)rows * (double)cols, n_threads);
     const int64_t n_blocks = (cols + FM_COL_BLOCK - 1) / FM_COL_BLOCK;
     int64_t blk;
-    (void)nt;
     FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++) {
         const int64_t j0 = blk * FM_COL_BLOCK, j1 = FM_MIN(cols, j0 + FM_COL_BLOCK);
         FM_FN(colsum_block)(rows, j0, j1, x, rsx, out);

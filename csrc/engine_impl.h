@@ -152,7 +152,6 @@ static void FM_FN(gather_rows)(int64_t rows, int64_t cols, const int64_t *idx, c
                                int64_t rs, int64_t cs, T *dst, int n_threads) {
     const int nt = fm_threads_for((double)rows * (double)cols, n_threads);
     int64_t r;
-    (void)nt;
     FM_PARALLEL_FOR(nt, for (r = 0; r < rows; r++) {
         const T *s = src + (idx ? idx[r] : r) * rs;
         T *d = dst + r * cols;

@@ -19,8 +19,10 @@
 
 /* Run-time dispatched copies of a plain C loop for wider vector units (no -march=native). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FM_HAVE_CLONES 1
 #define FM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
+#define FM_HAVE_CLONES 0
 #define FM_CLONES
 #endif
 
@@ -39,6 +41,7 @@
 #else
 #define FM_PARALLEL_FOR(nt, ...)                                                                   \
     do {                                                                                           \
+        (void)(nt);                                                                                \
         __VA_ARGS__                                                                                \
     } while (0)
 #endif

@@ -109,7 +109,6 @@ int FM_FN(fm_loss)(int64_t n, int64_t k, const T *z, int64_t rsz, const T *t, in
     const int nt = fm_threads_for(20.0 * (double)n * (double)k, n_threads);
     const int64_t n_blocks = (n + FM_REDUCE_BLOCK - 1) / FM_REDUCE_BLOCK;
     double total = 0.0;
-    (void)nt;
     for (int64_t c0 = 0; c0 < n_blocks; c0 += FM_LOSS_CHUNK_BLOCKS) {
         const int64_t c1 = FM_MIN(n_blocks, c0 + FM_LOSS_CHUNK_BLOCKS);
         double partial[FM_LOSS_CHUNK_BLOCKS];

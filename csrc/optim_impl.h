@@ -28,7 +28,6 @@ int FM_FN(fm_sgd_step)(int64_t n, const T *grad, T *param, T *velocity,
     const int nt = fm_threads_for(4.0 * (double)n, n_threads);
     const int64_t n_blocks = (n + FM_OPT_BLOCK - 1) / FM_OPT_BLOCK;
     int64_t blk;
-    (void)nt;
     FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++) {
         FM_FN(sgd_range)(blk * FM_OPT_BLOCK, FM_MIN(n, (blk + 1) * FM_OPT_BLOCK), grad, param,
                          velocity, eta, mu, wd, nesterov);
@@ -105,7 +104,6 @@ int FM_FN(fm_sgd_rank1_update)(int64_t n_in, int64_t n_out, const T *x, const T 
     const int skip_zero = momentum == 0.0 && weight_decay == 0.0;
     const int nt = fm_threads_for(3.0 * (double)n_in * (double)n_out, n_threads);
     int64_t i;
-    (void)nt;
     if (n_out == 1)
         FM_FN(sgd_rank1_col)(n_in, x, dz[0], w, vw, eta, mu, wd, nesterov, skip_zero);
     else FM_PARALLEL_FOR(nt, for (i = 0; i < n_in; i++) {
@@ -305,7 +303,6 @@ int FM_FN(fm_optim_step)(int64_t n, T *grad, T *param, fm_optim *opt, int n_thre
     const int nt = fm_threads_for(8.0 * (double)n, n_threads);
     const int64_t n_blocks = (n + FM_OPT_BLOCK - 1) / FM_OPT_BLOCK;
     int64_t blk;
-    (void)nt;
     FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++) {
         FM_FN(optim_range)(kind, &c, opt->nesterov, opt->amsgrad, opt->centered, blk * FM_OPT_BLOCK,
                            FM_MIN(n, (blk + 1) * FM_OPT_BLOCK), grad, param, s0, s1, s2);

@@ -1,8 +1,8 @@
 /* Regularisation kernels for one dtype; included by regularize.c with T and FM_SUFFIX defined. */
 
-/* Uniform in [0, 1) with 53 random bits, a pure function of (seed, stream, counter). */
-static inline double FM_FN(uniform)(uint64_t seed, uint64_t stream, uint64_t counter) {
-    return (double)(fm_rng_u64(seed, stream, counter) >> 11) * 0x1.0p-53;
+/* Uniform in [0, 1) with 53 random bits, a pure function of (key, counter). */
+static inline double FM_FN(uniform)(uint64_t key, uint64_t counter) {
+    return (double)(fm_rng_draw(key, counter) >> 11) * 0x1.0p-53;
 }
 
 /* One row of dropout: draw u (53 bits) keeps its element when u * 2^-53 >= rate, that is when
@@ -27,7 +27,6 @@ int FM_FN(fm_dropout_forward)(int64_t rows, int64_t cols, const T *x, int64_t rs
     const uint64_t key = fm_rng_key(seed, stream), keep_from = (uint64_t)ceil(rate * 0x1.0p53);
     const int nt = fm_threads_for(20.0 * (double)rows * (double)cols, n_threads);
     int64_t i;
-    (void)nt;
     FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         FM_FN(dropout_row)(cols, key, (uint64_t)(i * cols), keep_from, scale, x + i * rsx,
                            mask + i * cols, y + i * rsy);
@@ -40,7 +39,6 @@ int FM_FN(fm_mul)(int64_t rows, int64_t cols, const T *a, int64_t rsa, const T *
     if (rows < 0 || cols < 0) return FM_ERR_ARG;
     const int nt = fm_threads_for((double)rows * (double)cols, n_threads);
     int64_t i;
-    (void)nt;
     FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         for (int64_t j = 0; j < cols; j++) out[i * rso + j] = a[i * rsa + j] * b[i * rsb + j];
     });
@@ -50,15 +48,15 @@ int FM_FN(fm_mul)(int64_t rows, int64_t cols, const T *a, int64_t rsa, const T *
 int FM_FN(fm_gaussian_noise)(int64_t rows, int64_t cols, const T *x, int64_t rsx, T *y, int64_t rsy,
                              double stddev, uint64_t seed, uint64_t stream, int n_threads) {
     if (rows < 0 || cols < 0 || !(stddev >= 0.0)) return FM_ERR_ARG;
+    const uint64_t key = fm_rng_key(seed, stream);
     const int nt = fm_threads_for(40.0 * (double)rows * (double)cols, n_threads);
     int64_t i;
-    (void)nt;
     FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         for (int64_t j = 0; j < cols; j++) {
             const uint64_t counter = 2 * (uint64_t)(i * cols + j);
             /* Box-Muller; 1 - u keeps the logarithm's argument in (0, 1]. */
-            const double u1 = 1.0 - FM_FN(uniform)(seed, stream, counter);
-            const double u2 = FM_FN(uniform)(seed, stream, counter + 1);
+            const double u1 = 1.0 - FM_FN(uniform)(key, counter);
+            const double u2 = FM_FN(uniform)(key, counter + 1);
             const double normal = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
             y[i * rsy + j] = x[i * rsx + j] + (T)(stddev * normal);
         }
@@ -94,7 +92,6 @@ int FM_FN(fm_maxout_forward)(int64_t rows, int64_t units, int64_t pieces, const 
     if (rows < 0 || units < 0 || pieces < 1) return FM_ERR_ARG;
     const int nt = fm_threads_for((double)rows * (double)(units * pieces), n_threads);
     int64_t i;
-    (void)nt;
     FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         const T *zi = z + i * rsz;
         for (int64_t u = 0; u < units; u++) {
@@ -111,7 +108,6 @@ int FM_FN(fm_maxout_backward)(int64_t rows, int64_t units, int64_t pieces, const
     if (rows < 0 || units < 0 || pieces < 1) return FM_ERR_ARG;
     const int nt = fm_threads_for((double)rows * (double)(units * pieces), n_threads);
     int64_t i;
-    (void)nt;
     FM_PARALLEL_FOR(nt, for (i = 0; i < rows; i++) {
         const T *zi = z + i * rsz;
         T *dzi = dz + i * rsdz;
@@ -131,7 +127,6 @@ int FM_FN(fm_max_norm)(int64_t n_in, int64_t n_out, T *w, double max_norm, int n
     const int64_t n_blocks = (n_out + block - 1) / block;
     const int nt = fm_threads_for(2.0 * (double)n_in * (double)n_out, n_threads);
     int64_t b;
-    (void)nt;
     FM_PARALLEL_FOR(nt, for (b = 0; b < n_blocks; b++) {
         const int64_t j0 = b * block, j1 = FM_MIN(n_out, j0 + block);
         double sq[256];
