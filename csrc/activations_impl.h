@@ -244,18 +244,28 @@ int FM_FN(fm_prelu_forward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
 }
 
 /* Column-blocked reductions: each block of columns is owned by one thread and summed over rows
- * in row order, in double. */
+ * in row order, in double, so how the columns are split never changes a sum. */
 #define FM_COL_BLOCK 256
+
+/* Columns per block: at most FM_COL_BLOCK, and at least one block per thread (a 256-unit
+ * layer's bias gradient ran on one thread while the other waited), in whole 64-byte lines. */
+static inline int64_t FM_FN(col_block_width)(int64_t cols, int nt) {
+    const int64_t line = 64 / (int64_t)sizeof(T);
+    int64_t n_blocks = FM_MAX(1, (cols + FM_COL_BLOCK - 1) / FM_COL_BLOCK);
+    n_blocks = (n_blocks + nt - 1) / nt * nt;
+    const int64_t width = (cols + n_blocks - 1) / n_blocks;
+    return FM_MAX(line, FM_MIN((int64_t)FM_COL_BLOCK, (width + line - 1) / line * line));
+}
 
 int FM_FN(fm_prelu_backward)(int64_t rows, int64_t cols, const T *z, int64_t rsz,
                              const T *slope, const T *dy, int64_t rsdy,
                              T *dz, int64_t rsdz, T *dslope, int n_threads) {
     if (rows < 0 || cols < 0) return FM_ERR_ARG;
     const int nt = fm_threads_for(3.0 * (double)rows * (double)cols, n_threads);
-    const int64_t n_blocks = (cols + FM_COL_BLOCK - 1) / FM_COL_BLOCK;
+    const int64_t width = FM_FN(col_block_width)(cols, nt), n_blocks = (cols + width - 1) / width;
     int64_t blk;
     FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++) {
-        const int64_t j0 = blk * FM_COL_BLOCK, j1 = FM_MIN(cols, j0 + FM_COL_BLOCK);
+        const int64_t j0 = blk * width, j1 = FM_MIN(cols, j0 + width);
         double acc[FM_COL_BLOCK];
         for (int64_t j = j0; j < j1; j++) acc[j - j0] = 0.0;
         for (int64_t i = 0; i < rows; i++) {
@@ -293,10 +303,10 @@ FM_CLONES static void FM_FN(colsum_block)(int64_t rows, int64_t j0, int64_t j1, 
 int FM_FN(fm_colsum)(int64_t rows, int64_t cols, const T *x, int64_t rsx, T *out, int n_threads) {
     if (rows < 0 || cols < 0) return FM_ERR_ARG;
     const int nt = fm_threads_for((double)rows * (double)cols, n_threads);
-    const int64_t n_blocks = (cols + FM_COL_BLOCK - 1) / FM_COL_BLOCK;
+    const int64_t width = FM_FN(col_block_width)(cols, nt), n_blocks = (cols + width - 1) / width;
     int64_t blk;
     FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++) {
-        const int64_t j0 = blk * FM_COL_BLOCK, j1 = FM_MIN(cols, j0 + FM_COL_BLOCK);
+        const int64_t j0 = blk * width, j1 = FM_MIN(cols, j0 + width);
         FM_FN(colsum_block)(rows, j0, j1, x, rsx, out);
     });
     return FM_OK;

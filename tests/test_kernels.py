@@ -1130,6 +1130,18 @@ def test_prelu(dtype):
             assert_near(dzw, want_dz, np.abs(want_dz), dtype, "prelu dz strided", 2.0)
             assert_near(dslope, want_ds, ds_scale, dtype, "prelu dslope strided", 2.0)
         assert (ybase[:, shape[1]:] == -3).all() and (dzbase[:, shape[1]:] == -3).all()
+    # columns split among threads (fewer than 256 of them too): the same bits
+    for shape in [(2000, 40), (1024, 256), (700, 784)]:
+        assert_parallel(3 * shape[0] * shape[1])
+        z = rand(rng, shape, dtype, -3, 3)
+        slope = rand(rng, (shape[1],), dtype, -0.5, 1.5)
+        dy = rand(rng, shape, dtype, -2, 2)
+        got = []
+        for n_threads in (1, 2):
+            dz, dslope = np.empty(shape, dtype), np.empty(shape[1], dtype)
+            _core.prelu_backward(z, slope, dy, dz, dslope, n_threads)
+            got.append((dz, dslope))
+        assert np.array_equal(got[0][0], got[1][0]) and np.array_equal(got[0][1], got[1][1])
     with pytest.raises(ValueError):
         _core.prelu_forward(np.zeros((2, 3)), np.zeros(2), np.zeros((2, 3)))
     with pytest.raises(ValueError):
@@ -1155,6 +1167,14 @@ def test_colsum(dtype):
         out2 = np.full(shape[1], np.nan, dtype)
         if accepted(_core.colsum, xw, out2):
             assert np.array_equal(out, out2)
+    # columns split among threads (fewer than 256 of them too): the same bits
+    for shape in [(4000, 40), (1024, 256), (700, 784)]:
+        assert_parallel(shape[0] * shape[1])
+        x = rand(rng, shape, dtype, -10, 10)
+        sums = [np.empty(shape[1], dtype) for _ in range(2)]
+        _core.colsum(x, sums[0], 1)
+        _core.colsum(x, sums[1], 2)
+        assert np.array_equal(sums[0], sums[1])
     with pytest.raises(ValueError):
         _core.colsum(np.zeros((3, 4)), np.zeros(3))
 
