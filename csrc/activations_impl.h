@@ -41,9 +41,24 @@ static inline T FM_FN(tanh_scalar)(T x) {
     return COPYSIGN(-m / ((T)2 + m), x);
 }
 
+/* log1p(u), 0 <= u <= 1 (see activations.c) */
+static inline T FM_FN(log1p_unit)(T u) {
+    const T w = (T)1 + u;
+    const T rounding = (u - (w - (T)1)) / w; /* log1p(u) = log(w) + rounding, to first order */
+    const int upper = w > (T)FM_SQRT2;
+    const T f = upper ? (T)0.5 * w : w, k = upper ? (T)1 : (T)0;
+    const T g = f - (T)1, s = g / (f + (T)1), s2 = s * s;
+    const int terms = (int)(sizeof LOG1P_C / sizeof LOG1P_C[0]);
+    T q = LOG1P_C[terms - 1];
+#pragma GCC unroll 12
+    for (int i = terms - 2; i >= 0; i--) q = LOG1P_C[i] + s2 * q;
+    const T log_f = g - s * (g - s2 * q);
+    return ((k * EXP_LN2_LO + rounding) + log_f) + k * EXP_LN2_HI;
+}
+
 static inline T FM_FN(softplus_scalar)(T x) {
     /* log(1+exp(x)) = max(x,0) + log1p(exp(-|x|)), exact and overflow-free */
-    return (x > 0 ? x : (T)0) + LOG1P(EXP(-FABS(x)));
+    return (x > 0 ? x : (T)0) + FM_FN(log1p_unit)(FM_FN(exp_neg)(-FABS(x)));
 }
 
 FM_CLONES void FM_FN(fm_act_apply)(int64_t n, const T *z, T *y, int act, double param) {

@@ -995,9 +995,11 @@ def test_act_extreme_inputs(dtype, name, param):
                 f"{name}' extreme", 4.0)
 
 
-# sigmoid, tanh, SiLU and ELU take exp / expm1 from fastmlp's own vectorisable code, not libm
+# sigmoid, tanh, SiLU, ELU and softplus take exp / expm1 / log1p from fastmlp's own vectorisable
+# code, not libm
 EXP_ACTS = {"sigmoid": lambda x: 1 / (1 + np.exp(-x)), "tanh": np.tanh,
-            "silu": lambda x: x / (1 + np.exp(-x)), "elu": lambda x: np.where(x > 0, x, np.expm1(x))}
+            "silu": lambda x: x / (1 + np.exp(-x)), "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
+            "softplus": lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -1027,13 +1029,15 @@ def test_act_exp_special_values_and_any_position(dtype, name):
     sv = np.array([0.0, -0.0, np.inf, -np.inf, np.nan], dtype)
     y = np.empty_like(sv)
     _core.act_forward(sv[None, :], y[None, :], ACT[name], 1.0)
-    zero = {"sigmoid": 0.5, "tanh": 0.0, "silu": 0.0, "elu": 0.0}[name]
+    zero = {"sigmoid": 0.5, "tanh": 0.0, "silu": 0.0, "elu": 0.0,
+            "softplus": dtype(np.log(2))}[name]
     assert y[0] == zero and y[1] == zero and np.isnan(y[4])
     if name in ("tanh", "silu"):
         assert not np.signbit(y[0]) and np.signbit(y[1])
-    assert y[2] == {"sigmoid": 1.0, "tanh": 1.0, "silu": np.inf, "elu": np.inf}[name]
+    assert y[2] == {"sigmoid": 1.0, "tanh": 1.0, "silu": np.inf, "elu": np.inf,
+                    "softplus": np.inf}[name]
     if name != "silu":  # -inf * 0, as libm's sigmoid gave: NaN
-        assert y[3] == {"sigmoid": 0.0, "tanh": -1.0, "elu": -1.0}[name]
+        assert y[3] == {"sigmoid": 0.0, "tanh": -1.0, "elu": -1.0, "softplus": 0.0}[name]
     x = np.random.default_rng(12).uniform(-30, 30, 67).astype(dtype)
     full = np.empty_like(x)
     _core.act_forward(x[None, :], full[None, :], ACT[name], 1.0)
