@@ -61,6 +61,26 @@ static inline T FM_FN(softplus_scalar)(T x) {
     return (x > 0 ? x : (T)0) + FM_FN(log1p_unit)(FM_FN(exp_neg)(-FABS(x)));
 }
 
+/* Phi(z), the standard normal CDF, and exp(-z^2/2) in *gauss (see activations.c) */
+static inline T FM_FN(normal_cdf)(T z, T *gauss) {
+    const T az = FABS(z);
+    EXP_BITS h;
+    h.f = az;
+    h.u &= NCDF_HIGH_BITS;
+    const T gauss_hi = FM_FN(exp_neg)((T)-0.5 * h.f * h.f);
+    const T gauss_lo_arg = (T)-0.5 * (az - h.f) * (az + h.f);
+    const T tau = (T)1 / ((T)1 + (T)NCDF_Q * az), u = tau * NCDF_UA - NCDF_UB;
+    const int terms = (int)(sizeof NCDF_C / sizeof NCDF_C[0]);
+    T poly = NCDF_C[terms - 1];
+#pragma GCC unroll 28
+    for (int i = terms - 2; i >= 0; i--) poly = NCDF_C[i] + u * poly;
+    const T log_ratio = (T)NCDF_Q * az * tau * poly;
+    *gauss = gauss_hi * FM_FN(exp_neg)(gauss_lo_arg);
+    const T erfc_half = (T)0.5 * tau * gauss_hi * FM_FN(exp_neg)(gauss_lo_arg + log_ratio);
+    const T tail = az > NCDF_ZMAX ? (T)0 : erfc_half; /* Phi(-|z|) */
+    return z > 0 ? (T)1 - tail : tail;
+}
+
 FM_CLONES void FM_FN(fm_act_apply)(int64_t n, const T *z, T *y, int act, double param) {
     const T p = (T)param;
     int64_t i;
@@ -118,7 +138,10 @@ FM_CLONES void FM_FN(fm_act_apply)(int64_t n, const T *z, T *y, int act, double 
         break;
     case FM_ACT_GELU:
         FM_SIMD
-        for (i = 0; i < n; i++) y[i] = (T)0.5 * z[i] * ((T)1 + ERF(z[i] * (T)FM_SQRT1_2));
+        for (i = 0; i < n; i++) {
+            T gauss;
+            y[i] = z[i] * FM_FN(normal_cdf)(z[i], &gauss);
+        }
         break;
     default:
         break;
@@ -212,9 +235,9 @@ FM_CLONES static void FM_FN(act_backward_row)(int64_t n, const T *z, const T *y,
     case FM_ACT_GELU:
         FM_SIMD
         for (j = 0; j < n; j++) {
-            T cdf = (T)0.5 * ((T)1 + ERF(z[j] * (T)FM_SQRT1_2));
-            T pdf = EXP((T)-0.5 * z[j] * z[j]) * (T)FM_INV_SQRT_2PI;
-            dz[j] = dy[j] * (cdf + z[j] * pdf);
+            T gauss;
+            const T cdf = FM_FN(normal_cdf)(z[j], &gauss);
+            dz[j] = dy[j] * (cdf + z[j] * gauss * (T)FM_INV_SQRT_2PI);
         }
         break;
     case FM_ACT_SOFTMAX: {

@@ -10,6 +10,7 @@ the kernels' testing hook fm_gemm_force_kernel (looked up with ctypes in the ext
 import ctypes
 import itertools
 
+import mpmath
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -998,7 +999,8 @@ def test_act_extreme_inputs(dtype, name, param):
 # sigmoid, tanh, SiLU, ELU and softplus take exp / expm1 / log1p from fastmlp's own vectorisable
 # code, not libm
 EXP_ACTS = {"sigmoid": lambda x: 1 / (1 + np.exp(-x)), "tanh": np.tanh,
-            "silu": lambda x: x / (1 + np.exp(-x)), "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
+            "silu": lambda x: x / (1 + np.exp(-x)),
+            "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
             "softplus": lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))}
 
 
@@ -1021,8 +1023,46 @@ def test_act_exp_within_3_ulp(dtype, name):
     assert err.max() <= 3.0, f"{name}: {float(err.max()):.2f} ulp at x = {x[np.argmax(err)]!r}"
 
 
+def normal_cdf_exact(z):
+    """Phi(z) and exp(-z^2/2) / sqrt(2 pi) of each element, to 30 digits (mpmath)."""
+    with mpmath.workdps(30):
+        return ([mpmath.ncdf(mpmath.mpf(float(v))) for v in z],
+                [mpmath.npdf(mpmath.mpf(float(v))) for v in z])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", sorted(EXP_ACTS))
+def test_gelu_within_5_ulp(dtype):
+    """GELU and its derivative against 30-digit values, from 1e-6 to beyond the underflow edge:
+    the tail keeps its relative accuracy (0.5 z (1 + erf(z / sqrt 2)) was 1.6e7 ulp off in
+    float at z = -8.5). The derivative Phi + z phi vanishes near z = -0.75, so its error is
+    measured against |Phi| + |z phi|."""
+    rng = np.random.default_rng(13)
+    zmin = -15.0 if dtype == np.float32 else -39.0
+    z = np.concatenate([rng.standard_normal(600) * s for s in (1e-6, 1e-2, 1, 3)]
+                       + [np.linspace(zmin, 9, 2401)]).astype(dtype)
+    y, dz = np.empty_like(z), np.empty_like(z)
+    _core.act_forward(z[None, :], y[None, :], ACT["gelu"], 1.0)
+    _core.act_backward(z[None, :], y[None, :], np.ones_like(z)[None, :], dz[None, :],
+                       ACT["gelu"], 1.0)
+    cdf, pdf = normal_cdf_exact(z)
+    zm = [mpmath.mpf(float(v)) for v in z]
+    want = np.array([float(v * c) for v, c in zip(zm, cdf)])
+    err = np.array([float(abs(mpmath.mpf(float(g)) - v * c)) for g, v, c in zip(y, zm, cdf)])
+    # x times a subnormal Phi keeps only Phi's few digits
+    spacing = np.maximum(np.spacing(np.abs(want).astype(dtype)).astype(np.float64),
+                         np.abs(z.astype(np.float64)) * np.finfo(dtype).smallest_subnormal)
+    ulp = err / spacing
+    assert ulp.max() <= 5.0, f"GELU: {ulp.max():.2f} ulp at z = {z[np.argmax(ulp)]!r}"
+    scale = np.array([float(c + abs(v) * p) for v, c, p in zip(zm, cdf, pdf)])
+    err_d = np.array([float(abs(mpmath.mpf(float(g)) - (c + v * p)))
+                      for g, v, c, p in zip(dz, zm, cdf, pdf)])
+    ulp_d = err_d / np.maximum(np.spacing(scale.astype(dtype)).astype(np.float64),
+                               np.abs(z.astype(np.float64)) * np.finfo(dtype).smallest_subnormal)
+    assert ulp_d.max() <= 5.0, f"GELU': {ulp_d.max():.2f} ulp at z = {z[np.argmax(ulp_d)]!r}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(EXP_ACTS) + ["gelu"])
 def test_act_exp_special_values_and_any_position(dtype, name):
     """Signed zeros, infinities and NaN; and an element's bits do not depend on where it sits in
     a row (vector body or remainder)."""
@@ -1030,13 +1070,13 @@ def test_act_exp_special_values_and_any_position(dtype, name):
     y = np.empty_like(sv)
     _core.act_forward(sv[None, :], y[None, :], ACT[name], 1.0)
     zero = {"sigmoid": 0.5, "tanh": 0.0, "silu": 0.0, "elu": 0.0,
-            "softplus": dtype(np.log(2))}[name]
+            "softplus": dtype(np.log(2)), "gelu": 0.0}[name]
     assert y[0] == zero and y[1] == zero and np.isnan(y[4])
-    if name in ("tanh", "silu"):
+    if name in ("tanh", "silu", "gelu"):
         assert not np.signbit(y[0]) and np.signbit(y[1])
     assert y[2] == {"sigmoid": 1.0, "tanh": 1.0, "silu": np.inf, "elu": np.inf,
-                    "softplus": np.inf}[name]
-    if name != "silu":  # -inf * 0, as libm's sigmoid gave: NaN
+                    "softplus": np.inf, "gelu": np.inf}[name]
+    if name not in ("silu", "gelu"):  # -inf * 0, as libm's sigmoid and erf gave: NaN
         assert y[3] == {"sigmoid": 0.0, "tanh": -1.0, "elu": -1.0, "softplus": 0.0}[name]
     x = np.random.default_rng(12).uniform(-30, 30, 67).astype(dtype)
     full = np.empty_like(x)
