@@ -287,16 +287,16 @@ static T *FM_FN(state_at)(const fm_optim *opt, int slot, int64_t offset) {
     return opt->state[slot] ? (T *)opt->state[slot] + offset : NULL;
 }
 
-static int FM_FN(sgd_slice)(const fm_optim *opt, T *params, const T *grads, int64_t offset,
-                            int64_t n, int n_threads) {
-    return FM_FN(fm_sgd_step)(n, grads + offset, params + offset, FM_FN(state_at)(opt, 0, offset),
-                              opt->lr, opt->momentum, opt->weight_decay, opt->nesterov, n_threads);
+static int FM_FN(optim_slice)(const fm_optim *opt, T *params, const T *grads, int64_t offset,
+                              int64_t n, int n_threads) {
+    return FM_FN(fm_optim_slice)(offset, n, grads + offset, params, opt, n_threads);
 }
 
-/* Backward of one Dense layer for a single sample, with its SGD update fused in: the same
- * kernels as fm_dense_backward_ws for dz and dx (dx from the weights before the update), then
- * the rank-1 update in place of dW = x^T dz. */
-static int FM_FN(dense_backward_sgd)(const fm_layer *ly, const T *x, const T *pre, const T *y,
+/* Backward of one Dense layer for a single sample, with its update fused in: the same kernels
+ * as fm_dense_backward_ws for dz and dx (dx from the weights before the update), then the
+ * rank-1 update in place of dW = x^T dz (any rule: each element's gradient is the same
+ * product x_i dz_j the weight-gradient GEMM forms at batch 1). */
+static int FM_FN(dense_backward_rank1)(const fm_layer *ly, const T *x, const T *pre, const T *y,
                                      const T *dy, T *dz, T *dx, const fm_epilogue *dx_epi,
                                      T *params, const fm_optim *opt, int act, double param,
                                      FM_FN(net_ws) *ws, int n_threads) {
@@ -316,11 +316,15 @@ static int FM_FN(dense_backward_sgd)(const fm_layer *ly, const T *x, const T *pr
         if (status != FM_OK) return status;
     }
     const int has_b = ly->b_offset >= 0;
-    status = FM_FN(fm_sgd_rank1_update)(ly->n_in, ly->n_out, x, g, w,
-                                        FM_FN(state_at)(opt, 0, ly->w_offset),
-                                        has_b ? params + ly->b_offset : NULL,
-                                        has_b ? FM_FN(state_at)(opt, 0, ly->b_offset) : NULL, opt->lr,
-                                        opt->momentum, opt->weight_decay, opt->nesterov, n_threads);
+    if (opt->kind == FM_OPT_SGD && opt->dampening == 0.0)
+        status = FM_FN(fm_sgd_rank1_update)(
+            ly->n_in, ly->n_out, x, g, w, FM_FN(state_at)(opt, 0, ly->w_offset),
+            has_b ? params + ly->b_offset : NULL,
+            has_b ? FM_FN(state_at)(opt, 0, ly->b_offset) : NULL, opt->lr, opt->momentum,
+            opt->weight_decay, opt->nesterov, n_threads);
+    else
+        status = FM_FN(fm_optim_rank1_update)(ly->n_in, ly->n_out, x, g, params, ly->w_offset,
+                                              ly->b_offset, opt, n_threads);
     if (status != FM_OK) return status;
     return FM_FN(apply_max_norm)(ly, params, n_threads);
 }
@@ -356,7 +360,7 @@ static int FM_FN(dense_backward_gemm_sgd)(const fm_layer *ly, int64_t rows, cons
     if (status == FM_OK && ly->b_offset >= 0) {
         status = FM_FN(fm_colsum)(rows, ly->n_out, g, ly->n_out, grads + ly->b_offset, n_threads);
         if (status == FM_OK)
-            status = FM_FN(sgd_slice)(opt, params, grads, ly->b_offset, ly->n_out, n_threads);
+            status = FM_FN(optim_slice)(opt, params, grads, ly->b_offset, ly->n_out, n_threads);
     }
     if (status == FM_OK) status = FM_FN(apply_max_norm)(ly, params, n_threads);
     return status;
@@ -400,7 +404,7 @@ static int FM_FN(net_backward)(const fm_net *net, int top, int64_t rows, T *para
                 next_at_pre = 1;
             }
             if (fused_update == FM_UPDATE_RANK1 && FM_FN(dense_fusable)(ly)) {
-                status = FM_FN(dense_backward_sgd)(ly, in, pre, ws->out[l], g, ws->scratch,
+                status = FM_FN(dense_backward_rank1)(ly, in, pre, ws->out[l], g, ws->scratch,
                                                    l > 0 ? g_next : NULL, dxe, params, opt, act,
                                                    param, ws, n_threads);
                 break;
@@ -537,18 +541,17 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
                                 &value, net->loss, n_threads);
         if (status != FM_OK) return status;
 
-        /* SGD without clipping: each penalty-free Dense layer is updated as its gradient is
-         * formed, dW never stored: at batch 1 as a rank-1 update (any momentum), for larger
+        /* Without clipping, each penalty-free Dense layer is updated as its gradient is
+         * formed, dW never stored: at batch 1 as a rank-1 update (any rule), for larger
          * batches with plain SGD inside the weight-gradient GEMM. The loss, penalties
          * included, is known before any weight moves, so a non-finite one still leaves the
          * weights as they were. Clipping needs every gradient first, so it turns this off. */
         int fused_update = FM_UPDATE_NONE;
-        if (opt->kind == FM_OPT_SGD && opt->dampening == 0.0 && !(opt->clip_value > 0) &&
-            !(opt->clip_norm > 0)) {
+        if (!(opt->clip_value > 0) && !(opt->clip_norm > 0)) {
             if (rows == 1)
                 fused_update = FM_UPDATE_RANK1;
-            else if (opt->momentum == 0.0 && opt->weight_decay == 0.0 &&
-                     FM_FN(fm_gemm_single_kblock)(rows))
+            else if (opt->kind == FM_OPT_SGD && opt->dampening == 0.0 && opt->momentum == 0.0 &&
+                     opt->weight_decay == 0.0 && FM_FN(fm_gemm_single_kblock)(rows))
                 fused_update = FM_UPDATE_GEMM;
         }
         if (fused_update) {
@@ -559,24 +562,24 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
         if (status != FM_OK) return status;
 
         if (fused_update) {
-            /* The layers not updated during backward: penalty gradients, then SGD on their
-             * slices (elementwise, so the same bits as one pass over the whole vector). */
+            /* The layers not updated during backward: penalty gradients, then the rule on
+             * their slices (elementwise, so the same bits as one pass over the whole vector). */
             double unused = 0.0;
             FM_FN(add_penalties)(net, params, grads, &ws, &unused);
             for (int l = 0; l < L && status == FM_OK; l++) {
                 const fm_layer *ly = &net->layers[l];
                 if (FM_FN(has_weights)(ly) && !FM_FN(dense_fusable)(ly)) {
                     const int64_t cols = FM_FN(gemm_cols)(ly);
-                    status = FM_FN(sgd_slice)(opt, params, grads, ly->w_offset, ly->n_in * cols, n_threads);
+                    status = FM_FN(optim_slice)(opt, params, grads, ly->w_offset, ly->n_in * cols, n_threads);
                     if (status == FM_OK && ly->b_offset >= 0)
-                        status = FM_FN(sgd_slice)(opt, params, grads, ly->b_offset, cols, n_threads);
+                        status = FM_FN(optim_slice)(opt, params, grads, ly->b_offset, cols, n_threads);
                     if (status == FM_OK) status = FM_FN(apply_max_norm)(ly, params, n_threads);
                 } else if (ly->kind == FM_LAYER_PRELU) {
-                    status = FM_FN(sgd_slice)(opt, params, grads, ly->w_offset, ly->n_out, n_threads);
+                    status = FM_FN(optim_slice)(opt, params, grads, ly->w_offset, ly->n_out, n_threads);
                 }
             }
             if (status != FM_OK) return status;
-            opt->step++;
+            fm_optim_finish_step(opt);
         } else {
             FM_FN(add_penalties)(net, params, grads, &ws, &value);
             if (!isfinite(value)) return FM_ERR_NONFINITE;

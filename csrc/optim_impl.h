@@ -4,6 +4,10 @@
 #define FM_OPT_BLOCK 4096 /* elements per parallel work item */
 #endif
 
+static T *FM_FN(state_at)(const fm_optim *opt, int slot, int64_t offset) {
+    return opt->state[slot] ? (T *)opt->state[slot] + offset : NULL;
+}
+
 /* SGD over [i0, i1): vector clones per instruction set (the same roundings: no contraction). */
 FM_CLONES static void FM_FN(sgd_range)(int64_t i0, int64_t i1, const T *restrict grad,
                                        T *restrict param, T *restrict velocity, T eta, T mu, T wd,
@@ -129,13 +133,14 @@ static inline T FM_FN(sign_of)(T v) { return (T)((v > 0) - (v < 0)); }
 
 FM_CLONES static void FM_FN(optim_range)(int kind, const FM_FN(optim_scalars) *c, int nesterov,
                                          int amsgrad, int centered, int64_t i0, int64_t i1,
-                                         const T *restrict grad, T *restrict p, T *restrict s0,
+                                         const T *restrict grad, T grad_scale, T *restrict p,
+                                         T *restrict s0,
                                          T *restrict s1, T *restrict s2) {
     int64_t i;
     switch (kind) {
     case FM_OPT_SGD: /* with dampening; the plain case is fm_sgd_step */
         for (i = i0; i < i1; i++) {
-            const T g = grad[i] + c->wd * p[i];
+            const T g = grad[i] * grad_scale + c->wd * p[i];
             const T v = c->first ? g : c->mu * s0[i] + c->damp * g;
             s0[i] = v;
             p[i] -= c->lr * (nesterov ? g + c->mu * v : v);
@@ -143,14 +148,14 @@ FM_CLONES static void FM_FN(optim_range)(int kind, const FM_FN(optim_scalars) *c
         break;
     case FM_OPT_ADAGRAD:
         for (i = i0; i < i1; i++) {
-            const T g = grad[i] + c->wd * p[i];
+            const T g = grad[i] * grad_scale + c->wd * p[i];
             s0[i] += g * g;
             p[i] -= c->step_size * (g / (SQRT(s0[i]) + c->eps));
         }
         break;
     case FM_OPT_ADADELTA:
         for (i = i0; i < i1; i++) {
-            const T g = grad[i] + c->wd * p[i];
+            const T g = grad[i] * grad_scale + c->wd * p[i];
             s0[i] = s0[i] * c->rho + c->c1 * g * g;
             const T u = SQRT(s1[i] + c->eps) / SQRT(s0[i] + c->eps) * g;
             s1[i] = s1[i] * c->rho + c->c1 * u * u;
@@ -159,7 +164,7 @@ FM_CLONES static void FM_FN(optim_range)(int kind, const FM_FN(optim_scalars) *c
         break;
     case FM_OPT_RMSPROP:
         for (i = i0; i < i1; i++) {
-            const T g = grad[i] + c->wd * p[i];
+            const T g = grad[i] * grad_scale + c->wd * p[i];
             s0[i] = s0[i] * c->rho + c->c1 * g * g;
             T den;
             if (centered) {
@@ -179,7 +184,7 @@ FM_CLONES static void FM_FN(optim_range)(int kind, const FM_FN(optim_scalars) *c
     case FM_OPT_ADAM:
     case FM_OPT_ADAMW:
         for (i = i0; i < i1; i++) {
-            T g = grad[i];
+            T g = grad[i] * grad_scale;
             if (kind == FM_OPT_ADAMW) p[i] *= c->decay;
             else g += c->wd * p[i];
             s0[i] += c->c1 * (g - s0[i]);
@@ -195,7 +200,7 @@ FM_CLONES static void FM_FN(optim_range)(int kind, const FM_FN(optim_scalars) *c
         break;
     case FM_OPT_ADAMAX:
         for (i = i0; i < i1; i++) {
-            const T g = grad[i] + c->wd * p[i];
+            const T g = grad[i] * grad_scale + c->wd * p[i];
             s0[i] += c->c1 * (g - s0[i]);
             const T a = s1[i] * c->b2c, b = FABS(g) + c->eps;
             s1[i] = a > b ? a : b;
@@ -204,7 +209,7 @@ FM_CLONES static void FM_FN(optim_range)(int kind, const FM_FN(optim_scalars) *c
         break;
     case FM_OPT_NADAM:
         for (i = i0; i < i1; i++) {
-            const T g = grad[i] + c->wd * p[i];
+            const T g = grad[i] * grad_scale + c->wd * p[i];
             s0[i] += c->c1 * (g - s0[i]);
             s1[i] = s1[i] * c->b2c + c->c2 * g * g;
             const T den = SQRT(s1[i] / c->bc2_sqrt) + c->eps;
@@ -214,7 +219,7 @@ FM_CLONES static void FM_FN(optim_range)(int kind, const FM_FN(optim_scalars) *c
         break;
     case FM_OPT_RPROP:
         for (i = i0; i < i1; i++) {
-            T g = grad[i];
+            T g = grad[i] * grad_scale;
             const T sgn = FM_FN(sign_of)(g * s0[i]);
             T st = s1[i] * (sgn > 0 ? c->eta_plus : sgn < 0 ? c->eta_minus : (T)1);
             st = st < c->step_min ? c->step_min : st > c->step_max ? c->step_max : st;
@@ -229,17 +234,11 @@ FM_CLONES static void FM_FN(optim_range)(int kind, const FM_FN(optim_scalars) *c
     }
 }
 
-int FM_FN(fm_optim_step)(int64_t n, T *grad, T *param, fm_optim *opt, int n_threads) {
-    if (!opt || n < 0 || opt->kind < 0 || opt->kind >= FM_OPT_COUNT_) return FM_ERR_ARG;
+/* The rule's per-step scalars for step t = opt->step + 1, without advancing anything (a step may
+ * be applied in slices: fm_optim_rank1_update, fm_optim_slice, then fm_optim_finish_step). */
+static int FM_FN(optim_scalars_of)(const fm_optim *opt, FM_FN(optim_scalars) *c) {
+    if (!opt || opt->kind < 0 || opt->kind >= FM_OPT_COUNT_) return FM_ERR_ARG;
     const int kind = opt->kind;
-    if (opt->clip_value > 0 || opt->clip_norm > 0)
-        FM_FN(fm_clip_grad)(n, grad, opt->clip_value, opt->clip_norm, NULL, n_threads);
-    if (kind == FM_OPT_SGD && opt->dampening == 0.0) {
-        int status = FM_FN(fm_sgd_step)(n, grad, param, (T *)opt->state[0], opt->lr, opt->momentum,
-                                        opt->weight_decay, opt->nesterov, n_threads);
-        if (status == FM_OK) opt->step++;
-        return status;
-    }
     static const int slots[FM_OPT_COUNT_] = {1, 1, 2, 1, 2, 2, 2, 2, 2};
     int needed = slots[kind];
     if (kind == FM_OPT_RMSPROP) needed = opt->centered ? 3 : opt->momentum != 0.0 ? 2 : 1;
@@ -249,64 +248,125 @@ int FM_FN(fm_optim_step)(int64_t n, T *grad, T *param, fm_optim *opt, int n_thre
             return FM_ERR_ARG;
 
     const double t = (double)(opt->step + 1);
-    FM_FN(optim_scalars) c;
-    memset(&c, 0, sizeof c);
-    c.lr = (T)opt->lr;
-    c.wd = (T)opt->weight_decay;
-    c.mu = (T)opt->momentum;
-    c.damp = (T)(1.0 - opt->dampening);
-    c.first = opt->step == 0;
-    c.eps = (T)opt->eps;
-    c.rho = (T)opt->rho;
-    c.c1 = (T)(1.0 - opt->rho);
+    memset(c, 0, sizeof *c);
+    c->lr = (T)opt->lr;
+    c->wd = (T)opt->weight_decay;
+    c->mu = (T)opt->momentum;
+    c->damp = (T)(1.0 - opt->dampening);
+    c->first = opt->step == 0;
+    c->eps = (T)opt->eps;
+    c->rho = (T)opt->rho;
+    c->c1 = (T)(1.0 - opt->rho);
     switch (kind) {
     case FM_OPT_ADAGRAD:
-        c.step_size = (T)(opt->lr / (1.0 + (t - 1.0) * opt->lr_decay));
+        c->step_size = (T)(opt->lr / (1.0 + (t - 1.0) * opt->lr_decay));
         break;
     case FM_OPT_ADAM:
     case FM_OPT_ADAMW:
-        c.c1 = (T)(1.0 - opt->beta1);
-        c.c2 = (T)(1.0 - opt->beta2);
-        c.b2c = (T)opt->beta2;
-        c.step_size = (T)(opt->lr / (1.0 - pow(opt->beta1, t)));
-        c.bc2_sqrt = (T)sqrt(1.0 - pow(opt->beta2, t));
-        c.decay = (T)(1.0 - opt->lr * opt->weight_decay);
+        c->c1 = (T)(1.0 - opt->beta1);
+        c->c2 = (T)(1.0 - opt->beta2);
+        c->b2c = (T)opt->beta2;
+        c->step_size = (T)(opt->lr / (1.0 - pow(opt->beta1, t)));
+        c->bc2_sqrt = (T)sqrt(1.0 - pow(opt->beta2, t));
+        c->decay = (T)(1.0 - opt->lr * opt->weight_decay);
         break;
     case FM_OPT_ADAMAX:
-        c.c1 = (T)(1.0 - opt->beta1);
-        c.b2c = (T)opt->beta2;
-        c.step_size = (T)(opt->lr / (1.0 - pow(opt->beta1, t)));
+        c->c1 = (T)(1.0 - opt->beta1);
+        c->b2c = (T)opt->beta2;
+        c->step_size = (T)(opt->lr / (1.0 - pow(opt->beta1, t)));
         break;
     case FM_OPT_NADAM: {
-        const double mu = opt->beta1 * (1.0 - 0.5 * pow(0.96, t * opt->momentum_decay));
-        const double mu_next = opt->beta1 * (1.0 - 0.5 * pow(0.96, (t + 1.0) * opt->momentum_decay));
-        const double mu_product = opt->mu_product * mu;
-        c.c1 = (T)(1.0 - opt->beta1);
-        c.c2 = (T)(1.0 - opt->beta2);
-        c.b2c = (T)opt->beta2;
-        c.bc2_sqrt = (T)(1.0 - pow(opt->beta2, t)); /* NAdam divides v by the correction itself */
-        c.step_size = (T)(opt->lr * (1.0 - mu) / (1.0 - mu_product));
-        c.rho = (T)(opt->lr * mu_next / (1.0 - mu_product * mu_next));
-        opt->mu_product = mu_product;
+        const double mu_product = opt->mu_product * fm_nadam_mu(opt, t);
+        const double mu_next = fm_nadam_mu(opt, t + 1.0);
+        c->c1 = (T)(1.0 - opt->beta1);
+        c->c2 = (T)(1.0 - opt->beta2);
+        c->b2c = (T)opt->beta2;
+        c->bc2_sqrt = (T)(1.0 - pow(opt->beta2, t)); /* NAdam divides v by the correction itself */
+        c->step_size = (T)(opt->lr * (1.0 - fm_nadam_mu(opt, t)) / (1.0 - mu_product));
+        c->rho = (T)(opt->lr * mu_next / (1.0 - mu_product * mu_next));
         break;
     }
     case FM_OPT_RPROP:
-        c.eta_minus = (T)opt->eta_minus;
-        c.eta_plus = (T)opt->eta_plus;
-        c.step_min = (T)opt->step_min;
-        c.step_max = (T)opt->step_max;
+        c->eta_minus = (T)opt->eta_minus;
+        c->eta_plus = (T)opt->eta_plus;
+        c->step_min = (T)opt->step_min;
+        c->step_max = (T)opt->step_max;
         break;
     default:
         break;
     }
-    T *s0 = (T *)opt->state[0], *s1 = (T *)opt->state[1], *s2 = (T *)opt->state[2];
+    return FM_OK;
+}
+
+/* The rule applied to params[offset, offset + n) with their gradient grad[0, n), states at the
+ * same offset; the parallel blocks of fm_optim_step. */
+static void FM_FN(optim_apply)(const fm_optim *opt, const FM_FN(optim_scalars) *c, int64_t offset,
+                               int64_t n, const T *grad, T *params, int n_threads) {
+    T *s0 = FM_FN(state_at)(opt, 0, offset), *s1 = FM_FN(state_at)(opt, 1, offset),
+      *s2 = FM_FN(state_at)(opt, 2, offset);
+    T *p = params + offset;
     const int nt = fm_threads_for(8.0 * (double)n, n_threads);
     const int64_t n_blocks = (n + FM_OPT_BLOCK - 1) / FM_OPT_BLOCK;
     int64_t blk;
     FM_PARALLEL_FOR(nt, for (blk = 0; blk < n_blocks; blk++) {
-        FM_FN(optim_range)(kind, &c, opt->nesterov, opt->amsgrad, opt->centered, blk * FM_OPT_BLOCK,
-                           FM_MIN(n, (blk + 1) * FM_OPT_BLOCK), grad, param, s0, s1, s2);
+        FM_FN(optim_range)(opt->kind, c, opt->nesterov, opt->amsgrad, opt->centered,
+                           blk * FM_OPT_BLOCK, FM_MIN(n, (blk + 1) * FM_OPT_BLOCK), grad, (T)1, p,
+                           s0, s1, s2);
     });
-    opt->step++;
+}
+
+int FM_FN(fm_optim_step)(int64_t n, T *grad, T *param, fm_optim *opt, int n_threads) {
+    if (!opt || n < 0 || opt->kind < 0 || opt->kind >= FM_OPT_COUNT_) return FM_ERR_ARG;
+    if (opt->clip_value > 0 || opt->clip_norm > 0)
+        FM_FN(fm_clip_grad)(n, grad, opt->clip_value, opt->clip_norm, NULL, n_threads);
+    if (opt->kind == FM_OPT_SGD && opt->dampening == 0.0) {
+        int status = FM_FN(fm_sgd_step)(n, grad, param, (T *)opt->state[0], opt->lr, opt->momentum,
+                                        opt->weight_decay, opt->nesterov, n_threads);
+        if (status == FM_OK) opt->step++;
+        return status;
+    }
+    FM_FN(optim_scalars) c;
+    const int status = FM_FN(optim_scalars_of)(opt, &c);
+    if (status != FM_OK) return status;
+    FM_FN(optim_apply)(opt, &c, 0, n, grad, param, n_threads);
+    fm_optim_finish_step(opt);
+    return FM_OK;
+}
+
+int FM_FN(fm_optim_slice)(int64_t offset, int64_t n, const T *grad, T *params,
+                          const fm_optim *opt, int n_threads) {
+    if (offset < 0 || n < 0) return FM_ERR_ARG;
+    if (opt && opt->kind == FM_OPT_SGD && opt->dampening == 0.0)
+        return FM_FN(fm_sgd_step)(n, grad, params + offset, FM_FN(state_at)(opt, 0, offset),
+                                  opt->lr, opt->momentum, opt->weight_decay, opt->nesterov,
+                                  n_threads);
+    FM_FN(optim_scalars) c;
+    const int status = FM_FN(optim_scalars_of)(opt, &c);
+    if (status == FM_OK) FM_FN(optim_apply)(opt, &c, offset, n, grad, params, n_threads);
+    return status;
+}
+
+/* Row i of W's gradient is x_i dz: the rule reads dz scaled by x_i (the product the
+ * weight-gradient GEMM forms at batch 1), so dW never goes through memory (at batch 1 Adam's
+ * step was memory-bound: p, m, v and dW). */
+int FM_FN(fm_optim_rank1_update)(int64_t n_in, int64_t n_out, const T *x, const T *dz,
+                                 T *params, int64_t w_offset, int64_t b_offset,
+                                 const fm_optim *opt, int n_threads) {
+    if (n_in < 0 || n_out < 0 || w_offset < 0) return FM_ERR_ARG;
+    FM_FN(optim_scalars) c;
+    const int status = FM_FN(optim_scalars_of)(opt, &c);
+    if (status != FM_OK) return status;
+    T *s0 = FM_FN(state_at)(opt, 0, w_offset), *s1 = FM_FN(state_at)(opt, 1, w_offset),
+      *s2 = FM_FN(state_at)(opt, 2, w_offset);
+    T *w = params + w_offset;
+    const int nt = fm_threads_for(8.0 * (double)n_in * (double)n_out, n_threads);
+    int64_t i;
+    FM_PARALLEL_FOR(nt, for (i = 0; i < n_in; i++) {
+        const int64_t at = i * n_out;
+        FM_FN(optim_range)(opt->kind, &c, opt->nesterov, opt->amsgrad, opt->centered, 0, n_out,
+                           dz, x[i], w + at, s0 ? s0 + at : NULL, s1 ? s1 + at : NULL,
+                           s2 ? s2 + at : NULL);
+    });
+    if (b_offset >= 0) FM_FN(optim_apply)(opt, &c, b_offset, n_out, dz, params, 1);
     return FM_OK;
 }
