@@ -34,7 +34,8 @@ LR = 0.01
 SEED = 0
 # the main setting, then others a user is as likely to train (bench_training --variants):
 # hidden activation, optimizer (plain SGD lr 0.01, or Adam lr 1e-3 with the usual betas and eps)
-VARIANTS = {"relu-sgd": ("relu", "sgd"), "tanh-sgd": ("tanh", "sgd"), "relu-adam": ("relu", "adam")}
+VARIANTS = {"relu-sgd": ("relu", "sgd"), "tanh-sgd": ("tanh", "sgd"), "gelu-sgd": ("gelu", "sgd"),
+            "relu-adam": ("relu", "adam")}
 ADAM_LR = 1e-3
 
 
@@ -182,7 +183,7 @@ class Torch:
         nn = t.nn
         t.manual_seed(SEED)
         act, opt = VARIANTS[variant]
-        Act = nn.ReLU if act == "relu" else nn.Tanh
+        Act = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}[act]
         self.model = nn.Sequential(nn.Linear(LAYERS[0], LAYERS[1]), Act(),
                                    nn.Linear(LAYERS[1], LAYERS[2]), Act(),
                                    nn.Linear(LAYERS[2], LAYERS[3]))

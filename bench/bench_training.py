@@ -18,8 +18,9 @@ scikit-learn times MLPClassifier(solver="sgd", momentum=0, alpha=0, max_iter=1, 
 >= 256 fastmlp is also timed on MNIST without zero inputs (x * 255/256 + 1/256): its GEMMs skip
 zero inputs, so that run gives the GFLOP/s of FLOPs actually executed.
 
-At 1 thread the peers that have them also train other settings (--variants): tanh hidden layers
-with plain SGD, and ReLU with Adam (lr 1e-3), at batch 32 and 256.
+At 1 thread the peers that have them also train other settings (--variants): tanh or GELU
+hidden layers with plain SGD, and ReLU with Adam (lr 1e-3), at batch 32 and 256 (scikit-learn
+has no GELU).
 
 Prints the table, writes bench/results/bench_training.json (or --out). bench/run.py runs this
 together with the other questions.
@@ -32,6 +33,8 @@ from _common import (close_workers, log, max_seconds, median, parse_list, record
                      train_flops_per_sample, WorkerError, ZERO_FREE)
 
 DEFAULT_SAMPLES = {1: 5000, "other": 60000}
+# peers that cannot train a variant: the NumPy MLP has only the main setting, scikit-learn no GELU
+WITHOUT = {"gelu-sgd": ("numpy", "sklearn")}
 QUICK_SAMPLES = {1: 1000, "other": 10000}
 
 
@@ -41,9 +44,10 @@ def add_args(p):
                    help="samples per timed epoch, e.g. '1:5000,32:60000' (default 5000 at batch "
                         "1, 60000 otherwise; quick: 1000 and 10000)")
     p.add_argument("--gemm-size", type=int, default=1024, help="square GEMM size (default 1024)")
-    p.add_argument("--variants", default="tanh-sgd,relu-adam",
+    p.add_argument("--variants", default="tanh-sgd,gelu-sgd,relu-adam",
                    help="other settings timed at 1 thread against PyTorch and scikit-learn: "
-                        "hidden activation-optimizer, from tanh-sgd, relu-adam ('' for none)")
+                        "hidden activation-optimizer, from tanh-sgd, gelu-sgd, relu-adam ('' for "
+                        "none)")
     p.add_argument("--variant-batches", default="32,256", help="batch sizes of --variants")
 
 
@@ -185,14 +189,15 @@ def epoch_round(args, live, rnd, rec, results, what, cap, batch, n, inputs):
 
 
 def run_variants(args, workers, results):
-    """Other settings (tanh hidden layers; Adam), 1 thread: fastmlp, PyTorch and scikit-learn
-    timed as the main setting is, on at most 20,000 samples an epoch."""
+    """Other settings (tanh or GELU hidden layers; Adam), 1 thread: fastmlp, PyTorch and
+    scikit-learn timed as the main setting is, on at most 20,000 samples an epoch."""
     out = results.setdefault("variants", [])
     for variant in parse_list(args.variants):
         for B in parse_list(args.variant_batches, int):
             n = min(20000, samples_for(args, B))
             what = f"{variant} b{B}"
-            live = setup_peers(workers, results, what, skip=("numpy",), batch=B,
+            live = setup_peers(workers, results, what, skip=WITHOUT.get(variant, ("numpy",)),
+                               batch=B,
                                warmup=warmup_for(B, n), variant=variant)
             rec = new_record(live)
             for rnd in range(repeats(args)):

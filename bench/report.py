@@ -230,8 +230,9 @@ def variants_table(r):
                     for p in others]
         rows.append(row)
     rep = max(len(e["wall"]) for e in vs)
-    return ("**Other settings, 1 thread**: the same network with tanh hidden layers, or trained "
-            f"with Adam; samples/s, median of {rep} timed epochs (no targets)\n\n"
+    return ("**Other settings, 1 thread**: the same network with tanh or GELU hidden layers, or "
+            f"trained with Adam; samples/s, median of {rep} timed epochs (no targets; "
+            "scikit-learn has no GELU)\n\n"
             + table(hdr, rows))
 
 
