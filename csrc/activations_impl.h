@@ -76,8 +76,9 @@ static inline T FM_FN(normal_cdf)(T z, T *gauss) {
     for (int i = terms - 2; i >= 0; i--) poly = NCDF_C[i] + u * poly;
     const T log_ratio = (T)NCDF_Q * az * tau * poly;
     *gauss = gauss_hi * FM_FN(exp_neg)(gauss_lo_arg);
-    const T erfc_half = (T)0.5 * tau * gauss_hi * FM_FN(exp_neg)(gauss_lo_arg + log_ratio);
-    const T tail = az > NCDF_ZMAX ? (T)0 : erfc_half; /* Phi(-|z|) */
+    /* Phi(-|z|) = erfc(|z| / sqrt 2) / 2 */
+    const T half_erfc = (T)0.5 * tau * gauss_hi * FM_FN(exp_neg)(gauss_lo_arg + log_ratio);
+    const T tail = az > NCDF_ZMAX ? (T)0 : half_erfc;
     return z > 0 ? (T)1 - tail : tail;
 }
 

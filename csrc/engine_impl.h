@@ -283,23 +283,14 @@ static int FM_FN(dense_fusable)(const fm_layer *ly) {
     return ly->kind == FM_LAYER_DENSE && ly->l1 == 0.0 && ly->l2 == 0.0;
 }
 
-static T *FM_FN(state_at)(const fm_optim *opt, int slot, int64_t offset) {
-    return opt->state[slot] ? (T *)opt->state[slot] + offset : NULL;
-}
-
-static int FM_FN(optim_slice)(const fm_optim *opt, T *params, const T *grads, int64_t offset,
-                              int64_t n, int n_threads) {
-    return FM_FN(fm_optim_slice)(offset, n, grads + offset, params, opt, n_threads);
-}
-
 /* Backward of one Dense layer for a single sample, with its update fused in: the same kernels
  * as fm_dense_backward_ws for dz and dx (dx from the weights before the update), then the
  * rank-1 update in place of dW = x^T dz (any rule: each element's gradient is the same
  * product x_i dz_j the weight-gradient GEMM forms at batch 1). */
-static int FM_FN(dense_backward_rank1)(const fm_layer *ly, const T *x, const T *pre, const T *y,
-                                     const T *dy, T *dz, T *dx, const fm_epilogue *dx_epi,
-                                     T *params, const fm_optim *opt, int act, double param,
-                                     FM_FN(net_ws) *ws, int n_threads) {
+static int FM_FN(dense_backward_rank1)(const fm_layer *ly, const T *x, const T *pre,
+                                       const T *y, const T *dy, T *dz, T *dx,
+                                       const fm_epilogue *dx_epi, T *params, const fm_optim *opt,
+                                       int act, double param, FM_FN(net_ws) *ws, int n_threads) {
     int status;
     const T *g = dy;
     if (!(act == FM_ACT_IDENTITY && param == 1.0)) {
@@ -315,16 +306,8 @@ static int FM_FN(dense_backward_rank1)(const fm_layer *ly, const T *x, const T *
                                    n_threads);
         if (status != FM_OK) return status;
     }
-    const int has_b = ly->b_offset >= 0;
-    if (opt->kind == FM_OPT_SGD && opt->dampening == 0.0)
-        status = FM_FN(fm_sgd_rank1_update)(
-            ly->n_in, ly->n_out, x, g, w, FM_FN(state_at)(opt, 0, ly->w_offset),
-            has_b ? params + ly->b_offset : NULL,
-            has_b ? FM_FN(state_at)(opt, 0, ly->b_offset) : NULL, opt->lr, opt->momentum,
-            opt->weight_decay, opt->nesterov, n_threads);
-    else
-        status = FM_FN(fm_optim_rank1_update)(ly->n_in, ly->n_out, x, g, params, ly->w_offset,
-                                              ly->b_offset, opt, n_threads);
+    status = FM_FN(fm_optim_rank1_update)(ly->n_in, ly->n_out, x, g, params, ly->w_offset,
+                                          ly->b_offset, opt, n_threads);
     if (status != FM_OK) return status;
     return FM_FN(apply_max_norm)(ly, params, n_threads);
 }
@@ -360,7 +343,7 @@ static int FM_FN(dense_backward_gemm_sgd)(const fm_layer *ly, int64_t rows, cons
     if (status == FM_OK && ly->b_offset >= 0) {
         status = FM_FN(fm_colsum)(rows, ly->n_out, g, ly->n_out, grads + ly->b_offset, n_threads);
         if (status == FM_OK)
-            status = FM_FN(optim_slice)(opt, params, grads, ly->b_offset, ly->n_out, n_threads);
+            status = FM_FN(fm_optim_slice)(ly->b_offset, ly->n_out, grads, params, opt, n_threads);
     }
     if (status == FM_OK) status = FM_FN(apply_max_norm)(ly, params, n_threads);
     return status;
@@ -405,8 +388,8 @@ static int FM_FN(net_backward)(const fm_net *net, int top, int64_t rows, T *para
             }
             if (fused_update == FM_UPDATE_RANK1 && FM_FN(dense_fusable)(ly)) {
                 status = FM_FN(dense_backward_rank1)(ly, in, pre, ws->out[l], g, ws->scratch,
-                                                   l > 0 ? g_next : NULL, dxe, params, opt, act,
-                                                   param, ws, n_threads);
+                                                     l > 0 ? g_next : NULL, dxe, params, opt, act,
+                                                     param, ws, n_threads);
                 break;
             }
             if (fused_update == FM_UPDATE_GEMM && FM_FN(dense_fusable)(ly)) {
@@ -570,12 +553,15 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
                 const fm_layer *ly = &net->layers[l];
                 if (FM_FN(has_weights)(ly) && !FM_FN(dense_fusable)(ly)) {
                     const int64_t cols = FM_FN(gemm_cols)(ly);
-                    status = FM_FN(optim_slice)(opt, params, grads, ly->w_offset, ly->n_in * cols, n_threads);
+                    status = FM_FN(fm_optim_slice)(ly->w_offset, ly->n_in * cols, grads, params,
+                                                   opt, n_threads);
                     if (status == FM_OK && ly->b_offset >= 0)
-                        status = FM_FN(optim_slice)(opt, params, grads, ly->b_offset, cols, n_threads);
+                        status = FM_FN(fm_optim_slice)(ly->b_offset, cols, grads, params, opt,
+                                                       n_threads);
                     if (status == FM_OK) status = FM_FN(apply_max_norm)(ly, params, n_threads);
                 } else if (ly->kind == FM_LAYER_PRELU) {
-                    status = FM_FN(optim_slice)(opt, params, grads, ly->w_offset, ly->n_out, n_threads);
+                    status = FM_FN(fm_optim_slice)(ly->w_offset, ly->n_out, grads, params, opt,
+                                                   n_threads);
                 }
             }
             if (status != FM_OK) return status;

@@ -131,11 +131,12 @@ typedef struct {
 
 static inline T FM_FN(sign_of)(T v) { return (T)((v > 0) - (v < 0)); }
 
+/* The rule over [i0, i1); element i's gradient is grad[i] * grad_scale (1, or x_i for row i of
+ * a rank-1 gradient x^T dz: the product the GEMM forms, so the same bits). */
 FM_CLONES static void FM_FN(optim_range)(int kind, const FM_FN(optim_scalars) *c, int nesterov,
                                          int amsgrad, int centered, int64_t i0, int64_t i1,
                                          const T *restrict grad, T grad_scale, T *restrict p,
-                                         T *restrict s0,
-                                         T *restrict s1, T *restrict s2) {
+                                         T *restrict s0, T *restrict s1, T *restrict s2) {
     int64_t i;
     switch (kind) {
     case FM_OPT_SGD: /* with dampening; the plain case is fm_sgd_step */
@@ -276,13 +277,13 @@ static int FM_FN(optim_scalars_of)(const fm_optim *opt, FM_FN(optim_scalars) *c)
         c->step_size = (T)(opt->lr / (1.0 - pow(opt->beta1, t)));
         break;
     case FM_OPT_NADAM: {
-        const double mu_product = opt->mu_product * fm_nadam_mu(opt, t);
-        const double mu_next = fm_nadam_mu(opt, t + 1.0);
+        const double mu = fm_nadam_mu(opt, t), mu_next = fm_nadam_mu(opt, t + 1.0);
+        const double mu_product = opt->mu_product * mu;
         c->c1 = (T)(1.0 - opt->beta1);
         c->c2 = (T)(1.0 - opt->beta2);
         c->b2c = (T)opt->beta2;
         c->bc2_sqrt = (T)(1.0 - pow(opt->beta2, t)); /* NAdam divides v by the correction itself */
-        c->step_size = (T)(opt->lr * (1.0 - fm_nadam_mu(opt, t)) / (1.0 - mu_product));
+        c->step_size = (T)(opt->lr * (1.0 - mu) / (1.0 - mu_product));
         c->rho = (T)(opt->lr * mu_next / (1.0 - mu_product * mu_next));
         break;
     }
@@ -333,16 +334,16 @@ int FM_FN(fm_optim_step)(int64_t n, T *grad, T *param, fm_optim *opt, int n_thre
     return FM_OK;
 }
 
-int FM_FN(fm_optim_slice)(int64_t offset, int64_t n, const T *grad, T *params,
+int FM_FN(fm_optim_slice)(int64_t offset, int64_t n, const T *grads, T *params,
                           const fm_optim *opt, int n_threads) {
     if (offset < 0 || n < 0) return FM_ERR_ARG;
     if (opt && opt->kind == FM_OPT_SGD && opt->dampening == 0.0)
-        return FM_FN(fm_sgd_step)(n, grad, params + offset, FM_FN(state_at)(opt, 0, offset),
-                                  opt->lr, opt->momentum, opt->weight_decay, opt->nesterov,
-                                  n_threads);
+        return FM_FN(fm_sgd_step)(n, grads + offset, params + offset,
+                                  FM_FN(state_at)(opt, 0, offset), opt->lr, opt->momentum,
+                                  opt->weight_decay, opt->nesterov, n_threads);
     FM_FN(optim_scalars) c;
     const int status = FM_FN(optim_scalars_of)(opt, &c);
-    if (status == FM_OK) FM_FN(optim_apply)(opt, &c, offset, n, grad, params, n_threads);
+    if (status == FM_OK) FM_FN(optim_apply)(opt, &c, offset, n, grads + offset, params, n_threads);
     return status;
 }
 
@@ -353,6 +354,12 @@ int FM_FN(fm_optim_rank1_update)(int64_t n_in, int64_t n_out, const T *x, const 
                                  T *params, int64_t w_offset, int64_t b_offset,
                                  const fm_optim *opt, int n_threads) {
     if (n_in < 0 || n_out < 0 || w_offset < 0) return FM_ERR_ARG;
+    if (opt && opt->kind == FM_OPT_SGD && opt->dampening == 0.0)
+        return FM_FN(fm_sgd_rank1_update)(
+            n_in, n_out, x, dz, params + w_offset, FM_FN(state_at)(opt, 0, w_offset),
+            b_offset >= 0 ? params + b_offset : NULL,
+            b_offset >= 0 ? FM_FN(state_at)(opt, 0, b_offset) : NULL, opt->lr, opt->momentum,
+            opt->weight_decay, opt->nesterov, n_threads);
     FM_FN(optim_scalars) c;
     const int status = FM_FN(optim_scalars_of)(opt, &c);
     if (status != FM_OK) return status;
