@@ -113,14 +113,15 @@ def test_engine_equals_layer_path_for_every_optimizer(kind, cls, hyper, batch_si
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_update_fused_at_batch_1_equals_layer_path(kind, cls, hyper, n_threads):
     """At batch 1 the engine applies every rule row by row as dW = x^T dz is formed (never
-    stored); a penalised Dense layer and the PReLU slopes are updated from their gradients
-    afterwards. Layers wide enough that the rows are split among threads."""
+    stored); a penalised Dense layer, a Maxout layer and the PReLU slopes are updated from their
+    gradients afterwards. Layers wide enough that the rows are split among threads."""
     X, y = make_data(n=24, d=40)
+    X *= 0.1  # SGD at lr 0.1 with momentum 0.9 diverges on this deeper net otherwise
     results = []
     for use_engine in (True, False):
         model = fm.Sequential([fm.Dense(300, "relu"), fm.Dense(40, "tanh", l2=1e-3), fm.PReLU(),
-                               fm.Dense(3)], input_dim=40, dtype="float64", seed=0,
-                              n_threads=n_threads)
+                               fm.Maxout(8, pieces=3), fm.Dense(3)], input_dim=40,
+                              dtype="float64", seed=0, n_threads=n_threads)
         model.compile("softmax_cross_entropy", cls(**hyper))
         model._use_engine = use_engine
         model.fit(X, y, epochs=2, batch_size=1)
