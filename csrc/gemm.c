@@ -1298,8 +1298,11 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
     K = FM_FN(fm_gemm_kernel_select)();
     /* threads for the paths that are not planned (the blocked path's plan counts the same) */
     const int run_threads = fm_threads_for(2.0 * (double)m * (double)n * (double)k, n_threads);
-    dot = K->dot && csa == 1 && rsb == 1 && csb != 1 && m <= FM_GEMM_DOT_MAX_M &&
-          (k >= FM_GEMM_DOT_MIN_K || m <= 3);
+    /* one column of B (a GEMV) is by columns whatever its strides, and takes the dot path at
+     * any m: its one-column tiles use every lane along k (the register tiles used one lane of
+     * each FMA: a perceptron's or a Dense(1) head's forward) */
+    dot = K->dot && csa == 1 && rsb == 1 && (csb != 1 || n == 1) &&
+          (m <= FM_GEMM_DOT_MAX_M || n == 1) && (k >= FM_GEMM_DOT_MIN_K || m <= 3);
     /* A narrow B (n not a multiple of the vector width, e.g. 10 output units) would leave
      * vector lanes idle in the register tiles: transpose it (n x k, cheap) and take the dot
      * path, which uses every lane along k (with 4-row dot tiles, enough FMA chains). */

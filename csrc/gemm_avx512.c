@@ -899,18 +899,26 @@ static FM_AVX512 void FN(fm_avx512_d1x8)(int mr, int nr, int64_t k, const T *a, 
         FN(fm_avx512_dot_tile)(1, 8, mr, nr - j < 8 ? nr - j : 8, k, a, rsa, b + j * csb, csb,
                                c + j * csc, rsc, csc, alpha, beta);
 }
+DOT_FN(1, 1)
 DOT_FN(2, 8)
+DOT_FN(4, 1)
 DOT_FN(4, 2)
 DOT_FN(4, 4)
 DOT_FN(4, 5)
 DOT_FN(4, 6)
 
+/* One column (a GEMV: a Dense(1) layer's forward) has tiles of its own: the wider ones would
+ * compute their idle columns too (d4x2 read every A row twice). */
 static void FN(fm_avx512_dot)(int mr, int nr, int64_t k, const T *a, int64_t rsa, const T *b,
                               int64_t csb, T *c, int64_t rsc, int64_t csc, T alpha, T beta) {
-    if (mr == 1)
+    if (mr == 1 && nr == 1)
+        FN(fm_avx512_d1x1)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
+    else if (mr == 1)
         FN(fm_avx512_d1x8)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
     else if (mr == 2)
         FN(fm_avx512_d2x8)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
+    else if (nr == 1)
+        FN(fm_avx512_d4x1)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
     else if (nr <= 2)
         FN(fm_avx512_d4x2)(mr, nr, k, a, rsa, b, csb, c, rsc, csc, alpha, beta);
     else if (nr <= 4)

@@ -204,6 +204,25 @@ def test_gemm_tile_edges(gemm_kernel, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_one_column(gemm_kernel, dtype):
+    """A GEMV (n = 1: a Dense(1) layer's forward) takes one-column dot tiles at any m: rows
+    around the 4-row tiles, k around the vector width and its tail, B with any strides; the
+    same bits on 1 and 2 threads."""
+    rng = np.random.default_rng(14)
+    for i, (m, k) in enumerate(itertools.product((1, 2, 3, 4, 5, 8, 9, 31, 32, 33, 100, 1030),
+                                                 (64, 65, 100, 784))):
+        run_gemm_case(rng, m, 1, k, dtype, ("c", "f", "rs", "cs")[i % 4],
+                      ("c", "f", "cs", "rs")[i % 4], ("c", "cs")[i % 2], 1.0, 0.0)
+    a = rng.standard_normal((3000, 784)).astype(dtype)
+    b = rng.standard_normal((784, 1)).astype(dtype)
+    assert_parallel(2 * 3000 * 784)
+    got = [np.empty((3000, 1), dtype) for _ in range(2)]
+    _core.gemm(a, b, got[0], 1.0, 0.0, 1)
+    _core.gemm(a, b, got[1], 1.0, 0.0, 2)
+    assert np.array_equal(got[0], got[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_all_layouts(gemm_kernel, dtype):
     rng = np.random.default_rng(2)
     for la, lb, lc in itertools.product(LAYOUTS, LAYOUTS, LAYOUTS):
