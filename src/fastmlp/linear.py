@@ -11,6 +11,7 @@ import numpy as np
 
 from ._validation import (check_array, check_consistent_length, check_positive_int,
                           resolve_dtype)
+from .callbacks import LambdaCallback
 from .layers import Dense
 from .model import Sequential
 from .optimizers import SGD
@@ -115,13 +116,17 @@ class Perceptron(_LinearClassifier):
         self.model_ = model
         self.mistakes_ = []
         self.converged_ = False
-        for _ in range(check_positive_int(self.max_epochs, "max_epochs")):
-            model.fit(X, t, epochs=1, batch_size=1, shuffle=self.shuffle)
+
+        def count_mistakes(epoch, logs):
             margins = t * model.predict_raw(X)[:, 0]
             self.mistakes_.append(int(np.sum(margins <= 0)))
             if self.mistakes_[-1] == 0:
-                self.converged_ = True
-                break
+                self.converged_ = model.stop_training = True
+
+        # one fit call (X checked once, not every epoch); the epochs' orders are the same
+        model.fit(X, t, epochs=check_positive_int(self.max_epochs, "max_epochs"), batch_size=1,
+                  shuffle=self.shuffle, callbacks=[LambdaCallback(on_epoch_end=count_mistakes)],
+                  metrics_on_train=False)
         self.n_epochs_ = len(self.mistakes_)
         return self
 
