@@ -147,7 +147,6 @@ static int FM_FN(net_bind)(const fm_net *net, int64_t batch, int training, int n
     return FM_OK;
 }
 
-/* Copy rows idx[0..rows) (or 0..rows without idx) of a strided matrix into a contiguous one. */
 /* A row's lines fetched into L2 (T1), not L1: the L1's few miss buffers held them back (a
  * 60000 x 784 float gather, Zen 4: 21 -> 11 ms an epoch with T1, no gain with T0). */
 static inline void FM_FN(prefetch_row)(const T *row, int64_t cols) {
@@ -159,6 +158,7 @@ static inline void FM_FN(prefetch_row)(const T *row, int64_t cols) {
  * keeps more misses in flight (the training loop fetches the next batch's first 4). */
 #define FM_GATHER_AHEAD 4
 
+/* Copy rows idx[0..rows) (or 0..rows without idx) of a strided matrix into a contiguous one. */
 static void FM_FN(gather_rows)(int64_t rows, int64_t cols, const int64_t *idx, const T *src,
                                int64_t rs, int64_t cs, T *dst, int n_threads) {
     const int nt = fm_threads_for((double)rows * (double)cols, n_threads);
