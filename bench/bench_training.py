@@ -197,8 +197,7 @@ def run_variants(args, workers, results):
             n = min(20000, samples_for(args, B))
             what = f"{variant} b{B}"
             live = setup_peers(workers, results, what, skip=WITHOUT.get(variant, ("numpy",)),
-                               batch=B,
-                               warmup=warmup_for(B, n), variant=variant)
+                               batch=B, warmup=warmup_for(B, n), variant=variant)
             rec = new_record(live)
             for rnd in range(repeats(args)):
                 epoch_round(args, live, rnd, rec, results, what, max_seconds(args), batch=B, n=n,

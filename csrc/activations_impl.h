@@ -1,5 +1,17 @@
 /* Activation kernels for one dtype; included by activations.c with T and FM_SUFFIX defined. */
 
+/* c[0] + x (c[1] + x (c[2] + ...)) over the n coefficients of a constant array: unrolled, so
+ * the activations' loops stay vector code */
+#ifndef FM_POLY
+#define FM_POLY(c, x) FM_FN(horner)(c, (int)(sizeof(c) / sizeof((c)[0])), x)
+#endif
+static inline T FM_FN(horner)(const T *c, int n, T x) {
+    T q = c[n - 1];
+#pragma GCC unroll 28
+    for (int i = n - 2; i >= 0; i--) q = c[i] + x * q;
+    return q;
+}
+
 /* expm1(r) for y's reduced r, and 2^(k+64) in *scale (see activations.c) */
 static inline T FM_FN(expm1_reduced)(T y, T *scale) {
     const T yc = y < EXP_MIN ? EXP_MIN : y;
@@ -9,11 +21,7 @@ static inline T FM_FN(expm1_reduced)(T y, T *scale) {
     const T r = (yc - k * EXP_LN2_HI) - k * EXP_LN2_LO;
     s.u = (t.u + EXP_BIAS + 64u) << EXP_MANT;
     *scale = s.f;
-    const int terms = (int)(sizeof EXPM1_C / sizeof EXPM1_C[0]);
-    T q = EXPM1_C[terms - 1];
-#pragma GCC unroll 12
-    for (int i = terms - 2; i >= 0; i--) q = EXPM1_C[i] + r * q;
-    return r + r * r * q;
+    return r + r * r * FM_POLY(EXPM1_C, r);
 }
 
 /* exp(y) and expm1(y), y <= 0 */
@@ -48,11 +56,7 @@ static inline T FM_FN(log1p_unit)(T u) {
     const int upper = w > (T)FM_SQRT2;
     const T f = upper ? (T)0.5 * w : w, k = upper ? (T)1 : (T)0;
     const T g = f - (T)1, s = g / (f + (T)1), s2 = s * s;
-    const int terms = (int)(sizeof LOG1P_C / sizeof LOG1P_C[0]);
-    T q = LOG1P_C[terms - 1];
-#pragma GCC unroll 12
-    for (int i = terms - 2; i >= 0; i--) q = LOG1P_C[i] + s2 * q;
-    const T log_f = g - s * (g - s2 * q);
+    const T log_f = g - s * (g - s2 * FM_POLY(LOG1P_C, s2));
     return ((k * EXP_LN2_LO + rounding) + log_f) + k * EXP_LN2_HI;
 }
 
@@ -70,11 +74,7 @@ static inline T FM_FN(normal_cdf)(T z, T *gauss) {
     const T gauss_hi = FM_FN(exp_neg)((T)-0.5 * h.f * h.f);
     const T gauss_lo_arg = (T)-0.5 * (az - h.f) * (az + h.f);
     const T tau = (T)1 / ((T)1 + (T)NCDF_Q * az), u = tau * NCDF_UA - NCDF_UB;
-    const int terms = (int)(sizeof NCDF_C / sizeof NCDF_C[0]);
-    T poly = NCDF_C[terms - 1];
-#pragma GCC unroll 28
-    for (int i = terms - 2; i >= 0; i--) poly = NCDF_C[i] + u * poly;
-    const T log_ratio = (T)NCDF_Q * az * tau * poly;
+    const T log_ratio = (T)NCDF_Q * az * tau * FM_POLY(NCDF_C, u);
     *gauss = gauss_hi * FM_FN(exp_neg)(gauss_lo_arg);
     /* Phi(-|z|) = erfc(|z| / sqrt 2) / 2 */
     const T half_erfc = (T)0.5 * tau * gauss_hi * FM_FN(exp_neg)(gauss_lo_arg + log_ratio);

@@ -95,8 +95,9 @@ static inline uint64_t fm_rng_draw(uint64_t key, uint64_t counter) {
                                 int nesterov, int n_threads);
 /* An optimizer step applied in slices (the engine's fused updates): each call applies the rule
  * of step opt->step + 1 to its part (fm_optim_slice: params[offset, offset + n) from
- * grads[offset, offset + n)); fm_optim_finish_step then advances the step. Plain SGD
- * (no dampening) goes through fm_sgd_step and fm_sgd_rank1_update, as in fm_optim_step. */
+ * grads[offset, offset + n)); fm_optim_finish_step then advances the step (fm_optim_step is
+ * one slice of the whole vector). Plain SGD (no dampening) goes through fm_sgd_step and
+ * fm_sgd_rank1_update. */
 #define FM_DECLARE_OPTIM_SLICES(T, S)                                                             \
     int fm_optim_slice_##S(int64_t offset, int64_t n, const T *grads, T *params,                 \
                            const fm_optim *opt, int n_threads);                                   \

@@ -316,24 +316,6 @@ static void FM_FN(optim_apply)(const fm_optim *opt, const FM_FN(optim_scalars) *
     });
 }
 
-int FM_FN(fm_optim_step)(int64_t n, T *grad, T *param, fm_optim *opt, int n_threads) {
-    if (!opt || n < 0 || opt->kind < 0 || opt->kind >= FM_OPT_COUNT_) return FM_ERR_ARG;
-    if (opt->clip_value > 0 || opt->clip_norm > 0)
-        FM_FN(fm_clip_grad)(n, grad, opt->clip_value, opt->clip_norm, NULL, n_threads);
-    if (opt->kind == FM_OPT_SGD && opt->dampening == 0.0) {
-        int status = FM_FN(fm_sgd_step)(n, grad, param, (T *)opt->state[0], opt->lr, opt->momentum,
-                                        opt->weight_decay, opt->nesterov, n_threads);
-        if (status == FM_OK) opt->step++;
-        return status;
-    }
-    FM_FN(optim_scalars) c;
-    const int status = FM_FN(optim_scalars_of)(opt, &c);
-    if (status != FM_OK) return status;
-    FM_FN(optim_apply)(opt, &c, 0, n, grad, param, n_threads);
-    fm_optim_finish_step(opt);
-    return FM_OK;
-}
-
 int FM_FN(fm_optim_slice)(int64_t offset, int64_t n, const T *grads, T *params,
                           const fm_optim *opt, int n_threads) {
     if (offset < 0 || n < 0) return FM_ERR_ARG;
@@ -344,6 +326,16 @@ int FM_FN(fm_optim_slice)(int64_t offset, int64_t n, const T *grads, T *params,
     FM_FN(optim_scalars) c;
     const int status = FM_FN(optim_scalars_of)(opt, &c);
     if (status == FM_OK) FM_FN(optim_apply)(opt, &c, offset, n, grads + offset, params, n_threads);
+    return status;
+}
+
+/* The whole vector as one slice. */
+int FM_FN(fm_optim_step)(int64_t n, T *grad, T *param, fm_optim *opt, int n_threads) {
+    if (!opt || n < 0 || opt->kind < 0 || opt->kind >= FM_OPT_COUNT_) return FM_ERR_ARG;
+    if (opt->clip_value > 0 || opt->clip_norm > 0)
+        FM_FN(fm_clip_grad)(n, grad, opt->clip_value, opt->clip_norm, NULL, n_threads);
+    const int status = FM_FN(fm_optim_slice)(0, n, grad, param, opt, n_threads);
+    if (status == FM_OK) fm_optim_finish_step(opt);
     return status;
 }
 

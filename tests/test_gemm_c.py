@@ -20,15 +20,20 @@ def compiler():
     return cc
 
 
-def test_gemm_c_program(tmp_path):
-    exe = tmp_path / "test_gemm"
-    sources = sorted(str(p) for p in (ROOT / "csrc").glob("gemm*.c"))
-    sources += [str(ROOT / "csrc" / "threads.c"), str(ROOT / "csrc" / "activations.c"),
-                str(ROOT / "tests" / "c" / "test_gemm.c")]
-    cmd = [compiler(), "-std=gnu11", "-O2", "-ffp-contract=off", "-fopenmp", "-DFM_TEST_REAL_ACT",
-           f"-I{ROOT / 'csrc' / 'include'}", f"-I{ROOT / 'csrc'}", *sources, "-lm", "-o", str(exe)]
+def build_c_program(exe, sources, flags):
+    """Compiles a C test program against the library's headers; fails the test if it does not."""
+    cmd = [compiler(), "-std=gnu11", *flags, f"-I{ROOT / 'csrc' / 'include'}",
+           f"-I{ROOT / 'csrc'}", *(str(s) for s in sources), "-lm", "-o", str(exe)]
     build = subprocess.run(cmd, capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
+
+
+def test_gemm_c_program(tmp_path):
+    exe = tmp_path / "test_gemm"
+    sources = sorted((ROOT / "csrc").glob("gemm*.c"))
+    sources += [ROOT / "csrc" / "threads.c", ROOT / "csrc" / "activations.c",
+                ROOT / "tests" / "c" / "test_gemm.c"]
+    build_c_program(exe, sources, ["-O2", "-ffp-contract=off", "-fopenmp", "-DFM_TEST_REAL_ACT"])
     passed, failed = counts(run_c_program(exe))
     assert failed == 0 and passed > 1000, (passed, failed)
 
@@ -49,12 +54,8 @@ def counts(last):
 def test_simd_clones_c_program(tmp_path):
     exe = tmp_path / "test_clones"
     # the library's own flags (CMakeLists.txt)
-    cmd = [compiler(), "-std=gnu11", "-O3", "-ffp-contract=off", "-fno-math-errno", "-fopenmp",
-           f"-I{ROOT / 'csrc' / 'include'}", f"-I{ROOT / 'csrc'}",
-           str(ROOT / "tests" / "c" / "test_clones.c"), str(ROOT / "csrc" / "threads.c"), "-lm",
-           "-o", str(exe)]
-    build = subprocess.run(cmd, capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
+    build_c_program(exe, [ROOT / "tests" / "c" / "test_clones.c", ROOT / "csrc" / "threads.c"],
+                    ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fopenmp"])
     last = run_c_program(exe)
     if last.startswith("no SIMD"):
         pytest.skip("this compiler and platform build no SIMD clones (target_clones: GCC on "
