@@ -160,6 +160,13 @@ FM_AVX512_INLINE __m512d fm_avx512_reduce8_f64(__m512d v0, __m512d v1, __m512d v
 #define FM_AVX512_NC 512
 #endif
 
+/* Lanes [lo, hi) of a vector (clamped to [0, VL)). */
+FM_AVX512_INLINE MT FN(fm_avx512_span_mask)(int lo, int hi) {
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > VL ? VL : hi;
+    return hi <= lo ? (MT)0 : (MT)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
 /* Lanes [v*VL, nr) of vector v, as a mask (all ones for full vectors, zero past nr). */
 FM_AVX512_INLINE MT FN(fm_avx512_mask)(int nr, int v) {
     int lanes = nr - v * VL;
@@ -297,45 +304,67 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
         const int64_t pfd = row_bytes >= 4096 && MR == 14              ? 16 * ldb
                             : row_bytes % 64 != 0 && row_bytes >= 1024 ? 8 * ldb
                                                                        : 0;
-        for (p = 0; p + U <= kc; p += U) {
-#pragma GCC unroll 8
-            for (int u = 0; u < U; u++) {
-                VT bv[2];
-                if (pfd) { /* the first, middle and last line of the row's NV vectors */
-                    _mm_prefetch((const char *)(b + pfd), _MM_HINT_T0);
-                    if (NV > 1) _mm_prefetch((const char *)(b + pfd + VL), _MM_HINT_T0);
-                    _mm_prefetch((const char *)(b + pfd + NV * VL - 1), _MM_HINT_T0);
-                }
-#pragma GCC unroll 2
-                for (int v = 0; v < NV; v++)
-                    bv[v] = v < NV - 1 ? V_LOAD(b + v * VL) : V_LOADZ(ml, b + v * VL);
-#pragma GCC unroll 14
-                for (int i = 0; i < MR; i++) {
-                    VT av = V_SET1(ar[i / 3][(i % 3) * rsa]);
-#pragma GCC unroll 2
-                    for (int v = 0; v < NV; v++)
-                        acc[(u * MR + i) * NV + v] = V_FMA(av, bv[v], acc[(u * MR + i) * NV + v]);
-                }
-#pragma GCC unroll 5
-                for (int q = 0; q < (MR + 2) / 3; q++) ar[q] += csa;
-                b += ldb;
-            }
+        /* B in place whose rows all start sh elements into a cache line (NumPy's arrays start
+         * 16 bytes in): each vector is put together from two whole lines with one permute,
+         * the same values, so the same sums. A load spanning two lines there made X^T dZ of a
+         * 10-unit layer with X as NumPy allocates it 2-3x slower (the swap path reads X as B).
+         * The lines' masks keep to the tile's elements, so no load leaves the row. */
+        const int sh = (uintptr_t)b % 64 != 0 && row_bytes % 64 == 0
+                           ? (int)((uintptr_t)b % 64 / sizeof(T)) : 0;
+#define FM_LOAD_B_IN_PLACE(bv, bsrc)                                                               \
+    _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                           \
+        bv[v] = v < NV - 1 ? V_LOAD((bsrc) + v * VL) : V_LOADZ(ml, (bsrc) + v * VL);
+#define FM_LOAD_B_SHIFTED(bv, bsrc)                                                                \
+    {                                                                                              \
+        const T *q_ = (bsrc) - sh;                                                                 \
+        const VT l0_ = V_LOADZ(lm[0], q_), l1_ = V_LOADZ(lm[1], q_ + VL);                          \
+        bv[0] = V_SHIFTED(l0_, lanes, l1_);                                                        \
+        if (NV > 1) bv[1] = V_SHIFTED(l1_, lanes, V_LOADZ(lm[2], q_ + 2 * VL));                    \
+    }
+/* the k loop, U rows of B at a time, then the rest one by one */
+#define FM_TILE_K_LOOP(LOAD_B)                                                                     \
+    for (p = 0; p + U <= kc; p += U) {                                                             \
+        _Pragma("GCC unroll 8") for (int u = 0; u < U; u++) {                                      \
+            VT bv[2];                                                                              \
+            if (pfd) { /* the first, middle and last line of the row's NV vectors */               \
+                _mm_prefetch((const char *)(b + pfd), _MM_HINT_T0);                                \
+                if (NV > 1) _mm_prefetch((const char *)(b + pfd + VL), _MM_HINT_T0);               \
+                _mm_prefetch((const char *)(b + pfd + NV * VL - 1), _MM_HINT_T0);                  \
+            }                                                                                      \
+            LOAD_B(bv, b)                                                                          \
+            _Pragma("GCC unroll 14") for (int i = 0; i < MR; i++) {                                \
+                VT av = V_SET1(ar[i / 3][(i % 3) * rsa]);                                          \
+                _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                               \
+                    acc[(u * MR + i) * NV + v] = V_FMA(av, bv[v], acc[(u * MR + i) * NV + v]);     \
+            }                                                                                      \
+            _Pragma("GCC unroll 5") for (int q = 0; q < (MR + 2) / 3; q++) ar[q] += csa;           \
+            b += ldb;                                                                              \
+        }                                                                                          \
+    }                                                                                              \
+    for (; p < kc; p++) {                                                                          \
+        VT bv[2];                                                                                  \
+        LOAD_B(bv, b)                                                                              \
+        _Pragma("GCC unroll 14") for (int i = 0; i < MR; i++) {                                    \
+            VT av = V_SET1(ar[i / 3][(i % 3) * rsa]);                                              \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                   \
+                acc[i * NV + v] = V_FMA(av, bv[v], acc[i * NV + v]);                               \
+        }                                                                                          \
+        _Pragma("GCC unroll 5") for (int q = 0; q < (MR + 2) / 3; q++) ar[q] += csa;               \
+        b += ldb;                                                                                  \
+    }
+        if (sh) {
+            const __m512i lanes = V_LANE_IDX(sh);
+            MT lm[3];
+#pragma GCC unroll 3
+            for (int j = 0; j < 3; j++)
+                lm[j] = FN(fm_avx512_span_mask)(sh - j * VL, nr + sh - j * VL);
+            FM_TILE_K_LOOP(FM_LOAD_B_SHIFTED)
+        } else {
+            FM_TILE_K_LOOP(FM_LOAD_B_IN_PLACE)
         }
-        for (; p < kc; p++) {
-            VT bv[2];
-#pragma GCC unroll 2
-            for (int v = 0; v < NV; v++)
-                bv[v] = v < NV - 1 ? V_LOAD(b + v * VL) : V_LOADZ(ml, b + v * VL);
-#pragma GCC unroll 14
-            for (int i = 0; i < MR; i++) {
-                VT av = V_SET1(ar[i / 3][(i % 3) * rsa]);
-#pragma GCC unroll 2
-                for (int v = 0; v < NV; v++) acc[i * NV + v] = V_FMA(av, bv[v], acc[i * NV + v]);
-            }
-#pragma GCC unroll 5
-            for (int q = 0; q < (MR + 2) / 3; q++) ar[q] += csa;
-            b += ldb;
-        }
+#undef FM_TILE_K_LOOP
+#undef FM_LOAD_B_SHIFTED
+#undef FM_LOAD_B_IN_PLACE
 #pragma GCC unroll 8
         for (int u = 1; u < U; u++)
 #pragma GCC unroll 28

@@ -265,6 +265,42 @@ def test_gemm_one_row_any_alignment_same_bits(gemm_kernel, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_b_in_place_any_alignment_same_bits(gemm_kernel, dtype):
+    # B read in place by the register tiles (one or two vectors wide, masked tails, k over
+    # several blocks), and X^T dZ of a narrow layer (computed as (dZ^T X)^T, X read in place):
+    # with the rows at any offset in a cache line (and at one row stride that is not whole
+    # lines), the same bits as at a line start, and near the reference
+    rng = np.random.default_rng(23)
+    item = np.dtype(dtype).itemsize
+    line = 64 // item
+    for m, n, k, ld_extra in [(14, 40, 37, 0), (10, 16, 100, 0), (5, 31, 70, 0),
+                              (28, 33, 300, 0), (3, 20, 90, 0), (200, 45, 600, 0),
+                              (14, 40, 37, 3)]:
+        a = rand(rng, (m, k), dtype)
+        bv = rand(rng, (k, n), dtype)
+        ld = -(-n // line) * line + ld_extra
+        outs = []
+        for offset in range(0, 64, item):
+            c = np.full((m, n), np.nan, dtype)
+            _core.gemm(a, at_line_offset(bv, ld, offset), c, 1.0, 0.0)
+            outs.append(c)
+        assert all(np.array_equal(outs[0], o) for o in outs[1:]), (m, n, k, ld)
+        assert_near(outs[0], ref.gemm(a, bv, None), ref.gemm_error_scale(a, bv, None), dtype,
+                    f"gemm m={m} n={n} k={k} B in place", 2.0)
+    for m, n, k in [(100, 10, 130), (50, 3, 700), (784, 10, 64)]:
+        x = rand(rng, (k, m), dtype)
+        dz = rand(rng, (k, n), dtype)
+        outs = []
+        for offset in range(0, 64, item):
+            c = np.full((m, n), np.nan, dtype)
+            _core.gemm(at_line_offset(x, -(-m // line) * line, offset).T, dz, c, 1.0, 0.0)
+            outs.append(c)
+        assert all(np.array_equal(outs[0], o) for o in outs[1:]), (m, n, k)
+        assert_near(outs[0], ref.gemm(x.T, dz, None), ref.gemm_error_scale(x.T, dz, None), dtype,
+                    f"gemm X^T dZ m={m} n={n} k={k}", 2.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (1.0, 1.0), (0.7, -1.3), (-2.0, 0.5),
                                         (0.0, 0.0), (0.0, 2.0), (1.0, -1.0)])
 def test_gemm_alpha_beta(gemm_kernel, dtype, alpha, beta):
