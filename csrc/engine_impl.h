@@ -16,6 +16,7 @@ typedef struct {
     T **pre;           /* per layer: Dense pre-activation, Maxout pieces, or a dropout mask */
     double *activity;  /* per layer: activity penalty of the last forward pass */
     T *xb;             /* gathered input rows */
+    const T *x0;       /* this batch's input rows: xb, or the caller's read in place */
     T *tb;             /* gathered targets */
     int32_t *lb;       /* gathered labels */
     T *swb;            /* gathered sample weights */
@@ -80,12 +81,15 @@ static size_t FM_FN(net_layout)(const fm_net *net, int64_t batch, int training, 
     const int L = net->n_layers;
     const int64_t n_in0 = net->layers[0].n_in;
     const int64_t k = net->layers[L - 1].n_out;
-    int64_t widest = FM_MAX(n_in0, k);
+    /* the backward buffers hold layer outputs' gradients and dz, never one of the input's
+     * width (no dX for the first layer): a full batch of MNIST into 10 units needs 3 x 60000 x
+     * 10 elements there, not 3 x 60000 x 784 */
+    int64_t widest = k;
     size_t gemm = 0, off = 0;
     for (int l = 0; l < L; l++) {
         const fm_layer *ly = &net->layers[l];
         const int64_t cols = FM_FN(gemm_cols)(ly);
-        widest = FM_MAX(widest, FM_MAX(ly->n_in, cols));
+        widest = FM_MAX(widest, FM_MAX(ly->n_out, cols));
         if (FM_FN(has_weights)(ly)) {
             size_t s = training ? FM_FN(fm_dense_workspace_size)(batch, ly->n_in, cols, n_threads)
                                 : FM_FN(fm_gemm_workspace_size)(batch, cols, ly->n_in, n_threads);
@@ -171,6 +175,13 @@ static void FM_FN(gather_rows)(int64_t rows, int64_t cols, const int64_t *idx, c
         if (cs == 1) memcpy(d, s, sizeof(T) * (size_t)cols);
         else for (int64_t j = 0; j < cols; j++) d[j] = s[j * cs];
     });
+}
+
+/* 1 if idx[0..rows) are consecutive row numbers. */
+static int FM_FN(consecutive)(const int64_t *idx, int64_t rows) {
+    for (int64_t r = 1; r < rows; r++)
+        if (idx[r] != idx[0] + r) return 0;
+    return 1;
 }
 
 /* Forward through layers [0, last]. Training keeps what backward needs, draws dropout and noise
@@ -366,7 +377,7 @@ static int FM_FN(net_backward)(const fm_net *net, int top, int64_t rows, T *para
     int g_at_pre = 0;
     for (int l = top; l >= 0 && status == FM_OK; l--) {
         const fm_layer *ly = &net->layers[l];
-        const T *in = l > 0 ? ws->out[l - 1] : ws->xb;
+        const T *in = l > 0 ? ws->out[l - 1] : ws->x0;
         int swap = 1, next_at_pre = 0;
         switch (ly->kind) {
         case FM_LAYER_DENSE: {
@@ -504,7 +515,15 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
         const int n_threads = fm_tuner_next(tuner, max_threads);
         const double started = fm_wtime();
         const int64_t *idx = order + s;
-        FM_FN(gather_rows)(rows, first->n_in, idx, x, rsx, csx, ws.xb, n_threads);
+        /* Rows that follow each other in X, laid out as the gather lays them out, are read in
+         * place: a full batch (no copy of all of X every epoch), no shuffling, train_on_batch. */
+        const int consecutive = FM_FN(consecutive)(idx, rows);
+        const T *tb = ws.tb;
+        ws.x0 = ws.xb;
+        if (consecutive && csx == 1 && rsx == first->n_in)
+            ws.x0 = x + idx[0] * rsx;
+        else
+            FM_FN(gather_rows)(rows, first->n_in, idx, x, rsx, csx, ws.xb, n_threads);
         /* the rows 4 ahead that this batch's gather did not fetch: the next batch's first ones
          * (at batch 1 no row was fetched ahead at all) */
         if (csx == 1)
@@ -514,6 +533,8 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
         double w_b = (double)rows;
         if (labelled) {
             for (int64_t r = 0; r < rows; r++) ws.lb[r] = labels[idx[r]];
+        } else if (consecutive && ldt == k) {
+            tb = t + idx[0] * ldt;
         } else {
             FM_FN(gather_rows)(rows, k, idx, t, ldt, 1, ws.tb, n_threads);
         }
@@ -523,13 +544,13 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
             for (int64_t r = 0; r < rows; r++) w_b += (double)ws.swb[r];
         }
 
-        status = FM_FN(net_forward)(net, top, rows, ws.xb, first->n_in, 1, params, &ws, 1, 0,
+        status = FM_FN(net_forward)(net, top, rows, ws.x0, first->n_in, 1, params, &ws, 1, 0,
                                     (uint64_t)opt->step, n_threads);
         if (status != FM_OK) return status;
         const T *logits = net->fused == FM_FUSED_DENSE ? ws.pre[L - 1] : ws.out[top];
 
         double value = 0.0;
-        status = FM_FN(fm_loss)(rows, k, logits, k, labelled ? NULL : ws.tb, k,
+        status = FM_FN(fm_loss)(rows, k, logits, k, labelled ? NULL : tb, k,
                                 labelled ? ws.lb : NULL, sample_weight ? ws.swb : NULL, ws.g0, k,
                                 &value, net->loss, n_threads);
         if (status != FM_OK) return status;

@@ -24,11 +24,16 @@ def mlp(dtype="float64", seed=0, d=7, k=3, n_threads=None):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("batch_size", [1, 10, None])
-def test_layer_by_layer_path_equals_fit(dtype, batch_size):
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_layer_by_layer_path_equals_fit(dtype, batch_size, shuffle):
+    # the engine gathers shuffled batches and reads consecutive rows (no shuffling, or one
+    # batch of all the samples, which keeps X's order) in place: the same bits either way
     X, y = make_data()
     X = X.astype(dtype)
+    X_before = X.copy()
     fitted = mlp(dtype).compile("softmax_cross_entropy", fm.SGD(lr=0.05, momentum=0.9))
-    fitted.fit(X, y, epochs=3, batch_size=batch_size)
+    fitted.fit(X, y, epochs=3, batch_size=batch_size, shuffle=shuffle)
+    assert np.array_equal(X, X_before)
 
     manual = mlp(dtype)
     opt = fm.SGD(lr=0.05, momentum=0.9)
@@ -37,7 +42,8 @@ def test_layer_by_layer_path_equals_fit(dtype, batch_size):
     n = len(X)
     bs = n if batch_size is None else batch_size
     for epoch in range(3):
-        order = _core.permutation(n, manual.seed, epoch + 1)
+        order = (_core.permutation(n, manual.seed, epoch + 1) if shuffle and bs < n
+                 else np.arange(n))
         for s in range(0, n, bs):
             idx = order[s:s + bs]
             logits = manual.forward(X[idx], training=True)
@@ -46,6 +52,26 @@ def test_layer_by_layer_path_equals_fit(dtype, batch_size):
             opt.step(manual.flat_params, manual.flat_grads)
     for a, b in zip(fitted.get_weights(), manual.get_weights()):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("batch_size", [10, None])
+def test_regression_batches_in_place_equal_gathered_and_layer_path(batch_size):
+    # targets and sample weights with consecutive rows: X and the targets read in place
+    # (C-contiguous X), gathered (X a column slice of a wider array) and the layer path agree
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(53, 6))
+    wide = np.concatenate([X, rng.normal(size=(53, 3))], axis=1)[:, :6]
+    Y = rng.normal(size=(53, 2))
+    sw = rng.uniform(0.5, 2.0, size=53)
+    weights = []
+    for data, engine in ((X, True), (wide, True), (X, False)):
+        m = fm.Sequential([fm.Dense(8, "tanh"), fm.Dense(2)], input_dim=6, seed=2)
+        m.compile("mse", fm.SGD(lr=0.05))
+        m._use_engine = engine
+        m.fit(data, Y, epochs=2, batch_size=batch_size, shuffle=False, sample_weight=sw)
+        weights.append(m.get_weights())
+    for others in weights[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(weights[0], others))
 
 
 def test_full_batch_epoch_is_one_gradient_step():

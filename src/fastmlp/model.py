@@ -425,7 +425,9 @@ class Sequential:
         """Mini-batch gradient descent: batch_size=1 is online SGD, None is full-batch GD.
 
         Each epoch visits every sample once, in an order drawn from the model's seed (the same
-        for any thread count). The compiled engine runs a whole epoch per call, so everything
+        for any thread count). A batch that holds every sample keeps X's order (shuffling it
+        would only reorder a sum) and is read in place, as are the batches of shuffle=False
+        when X is C-contiguous: no copy of X. The compiled engine runs a whole epoch per call, so everything
         below acts between epochs.
 
         Parameters
@@ -533,7 +535,7 @@ class Sequential:
         """One pass over the data (engine or layer path); returns the mean loss."""
         n = X.shape[0]
         snapshot = self._params.copy()
-        order = (_core.permutation(n, self.seed, epoch + 1) if shuffle
+        order = (_core.permutation(n, self.seed, epoch + 1) if shuffle and batch_size < n
                  else np.arange(n, dtype=np.int64))
         if plan is not None:
             total, weight_total = self._engine_steps(X, targets, sw, plan, workspace, nt, order,
