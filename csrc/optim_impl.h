@@ -108,6 +108,11 @@ int FM_FN(fm_sgd_rank1_update)(int64_t n_in, int64_t n_out, const T *x, const T 
     const int skip_zero = momentum == 0.0 && weight_decay == 0.0;
     const int nt = fm_threads_for(3.0 * (double)n_in * (double)n_out, n_threads);
     int64_t i;
+    if (skip_zero) { /* nor does a zero dz move anything: a perceptron's correct samples */
+        int64_t j = 0;
+        while (j < n_out && dz[j] == (T)0) j++;
+        if (j == n_out) return FM_OK;
+    }
     if (n_out == 1)
         FM_FN(sgd_rank1_col)(n_in, x, dz[0], w, vw, eta, mu, wd, nesterov, skip_zero);
     else FM_PARALLEL_FOR(nt, for (i = 0; i < n_in; i++) {

@@ -103,6 +103,24 @@ def test_online_sgd_is_one_step_per_sample():
     assert a.optimizer.iterations == b.optimizer.iterations == c.optimizer.iterations == len(X)
 
 
+def test_online_steps_without_gradient_leave_the_weights_bitwise():
+    # a perceptron's correctly classified samples give dz = 0: the engine's batch-1 update
+    # skips them, the layer path subtracts lr * 0; the same bytes, signs of zeros included
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(80, 5))
+    X[X < -0.5] = 0.0
+    t = np.where(X @ rng.normal(size=5) > 0, 1.0, -1.0)
+    t[:7] *= -1  # not separable: updates all along
+    weights = []
+    for engine in (True, False):
+        m = fm.Sequential([fm.Dense(1)], input_dim=5, seed=4)
+        m.compile("perceptron", fm.SGD(lr=0.1))
+        m._use_engine = engine
+        m.fit(X, t, epochs=4, batch_size=1)
+        weights.append(m.flat_params.tobytes())
+    assert weights[0] == weights[1]
+
+
 def test_train_on_batch_engine_matches_layer_path():
     # a batch step with momentum, L2 and max-norm on the engine and on the layer path; a
     # non-finite loss leaves the weights as they were on both
