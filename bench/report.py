@@ -383,6 +383,32 @@ def memory_table(r):
 
 
 # --------------------------------------------------------------------------- targets
+def linear_table(r):
+    bl = r.get("bench_linear") or {}
+    rows = (bl.get("json") or {}).get("cases") or []
+    if not rows:
+        if bl:
+            tail = (bl.get("stdout_tail") or ["no output"])[-1]
+            return f"**Linear models**: `bench/bench_linear.py` did not finish ({tail})"
+        return ""
+    hdr = ["case", "epochs", "fastmlp s", "scikit-learn s", "fastmlp samples/s",
+           "scikit-learn ÷ fastmlp time", "test accuracy fastmlp", "test accuracy scikit-learn"]
+    body = [[x["case"], str(x["epochs"]), f"{x['fastmlp_s']:.3f}", f"{x['sklearn_s']:.3f}",
+             fmt_num(x["fastmlp_samples_per_s"]), fmt_ratio(x["ratio"]),
+             f"{x['fastmlp_accuracy']:.4f}", f"{x['sklearn_accuracy']:.4f}"] for x in rows]
+    j = bl["json"]
+    return ("**Linear models** (`bench/bench_linear.py`, one process in fastmlp's environment: "
+            f"fastmlp {j.get('fastmlp')}, scikit-learn {j.get('sklearn')}, NumPy "
+            f"{j.get('numpy')}): MNIST, float64, 1 thread, median fit time of "
+            f"{j.get('rounds')} alternating rounds; parity (odd digits) for the single-unit models, 10 "
+            "classes for softmax. The first three are the same algorithm in both libraries "
+            "(Perceptron; SGDClassifier with squared error or log loss at a constant rate). "
+            "The last two are not: fastmlp's softmax against scikit-learn's one-vs-rest SGD, "
+            "and full-batch gradient descent against L-BFGS, whose accuracy after the same "
+            "iterations is higher. fastmlp's Perceptron also counts each epoch's mistakes "
+            "(a predict pass over the data).\n\n" + table(hdr, body))
+
+
 def gemm_targets(r):
     """The GEMM-alone targets from bench_gemm's rows: the worst fastmlp ÷ OpenBLAS (median
     times) of each group, per dtype. Batch is m for fwd/dX shapes and k for dW shapes."""
@@ -475,7 +501,8 @@ def targets_table(r):
 
 
 SECTIONS = {"training": training_tables, "variants": variants_table, "gemm": gemm_table, "inference": inference_table,
-            "busy": busy_table, "memory": memory_table, "targets": targets_table}
+            "busy": busy_table, "memory": memory_table, "linear": linear_table,
+            "targets": targets_table}
 
 
 def render(r, sections=None, title="## Performance", plot_path=None):

@@ -1,6 +1,6 @@
 """Run every benchmark question of issue 3 in one go and print the tables.
 
-    python bench/run.py            # everything: about 7 minutes on a quiet 2-core machine, up to 15 on a busy one
+    python bench/run.py            # everything: about 11 minutes on a quiet 2-core machine, more on a busy one
     python bench/run.py --quick    # fewer samples and repeats: about 3 minutes
 
 Run it with the Python that has fastmlp installed (`pip install .`). PyTorch 2.13.0,
@@ -16,7 +16,9 @@ Questions (each is also a script of its own, see its --help):
   inference  bench_inference.py: batch-1 predict latency, batch-4096 predict throughput
   busy       bench_busy.py: 1 vs 2 threads at batch 32 and 256 with a CPU hog on one core
   memory     bench_memory.py: peak RSS of fit vs data + model bytes, RSS after epoch 1 vs 3
-  gemm       bench/bench_gemm.py, if present, run as it is (its own output is kept)
+  gemm       bench_gemm.py: the GEMM alone against NumPy's BLAS on the layer shapes
+  linear     bench_linear.py: Perceptron, Adaline, LogisticRegression against scikit-learn's
+             nearest estimators (needs scikit-learn in fastmlp's environment: .[test])
 
 Every peer runs in its own process with OMP_NUM_THREADS / OPENBLAS_NUM_THREADS /
 MKL_NUM_THREADS / FASTMLP_NUM_THREADS pinned (and torch.set_num_threads, fastmlp's n_threads);
@@ -39,25 +41,20 @@ import report
 from _common import (BENCH, RESULTS, add_common_args, child_env, cpu_steal_jiffies, finish, log,
                      new_results, parse_list, parser, peer_pythons, resolve_peers, write_json)
 
-SECTIONS = ("training", "inference", "busy", "memory", "gemm")
+SECTIONS = ("training", "inference", "busy", "memory", "gemm", "linear")
 
 
-def run_bench_gemm(args, results):
-    """bench/bench_gemm.py belongs to another question; run it as it is if it exists."""
-    script = BENCH / "bench_gemm.py"
-    if not script.exists():
-        log("bench/bench_gemm.py does not exist (yet): GEMM numbers come from the training run")
-        return
-    help_text = subprocess.run([args.fastmlp_python, str(script), "--help"], capture_output=True,
-                               text=True, env=child_env(1)).stdout
+def run_script(args, results, name, timeout, dtypes=False):
+    """A benchmark script of its own (bench/<name>.py, fastmlp's Python, one process): run as
+    it is, its output kept, and its JSON when it writes one."""
+    script = BENCH / f"{name}.py"
     cmd = [args.fastmlp_python, str(script)]
-    if args.quick and "--quick" in help_text:
+    if args.quick:
         cmd.append("--quick")
-    if "--dtype" in help_text:
+    if dtypes:
         cmd += ["--dtype", "both"]
-    json_out = RESULTS / "run_bench_gemm.json"
-    if "--out" in help_text:
-        cmd += ["--out", str(json_out)]  # leave the script's own default results file alone
+    json_out = RESULTS / f"run_{name}.json"
+    cmd += ["--out", str(json_out)]  # leave the script's own default results file alone
     log(f"running {' '.join(cmd)}")
     t0 = time.perf_counter()
     env = child_env(1, "fastmlp")  # the run's snapshot of fastmlp
@@ -65,20 +62,24 @@ def run_bench_gemm(args, results):
                 "FASTMLP_NUM_THREADS"):
         env.pop(var)  # it chooses its own thread counts
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         out, code = r.stdout, r.returncode
+        if code:
+            out += "\n" + r.stderr.strip()[-600:]
     except subprocess.TimeoutExpired as e:
         raw = e.stdout or b""
         out, code = (raw.decode() if isinstance(raw, bytes) else raw), "timeout"
-    results["bench_gemm"] = {"command": " ".join(Path(c).name if i == 0 else c
-                                                 for i, c in enumerate(cmd)),
-                             "returncode": code, "seconds": round(time.perf_counter() - t0, 1),
-                             "stdout_tail": out.strip().splitlines()[-80:]}
-    if "--out" in help_text and json_out.exists():
+    results[name] = {"command": " ".join(Path(c).name if i == 0 else c
+                                         for i, c in enumerate(cmd)),
+                     "returncode": code, "seconds": round(time.perf_counter() - t0, 1),
+                     "stdout_tail": out.strip().splitlines()[-80:]}
+    if code == 0 and json_out.exists():
         try:
-            results["bench_gemm"]["json"] = json.loads(json_out.read_text())
+            results[name]["json"] = json.loads(json_out.read_text())
         except ValueError:
             pass
+    if code:
+        log(f"{name} failed ({code}): {out.strip().splitlines()[-1:] or ''}")
 
 
 def main():
@@ -104,7 +105,9 @@ def main():
              "busy": bench_busy.run, "memory": bench_memory.run}
     for s in sections:
         if s == "gemm":
-            run_bench_gemm(args, results)
+            run_script(args, results, "bench_gemm", 900, dtypes=True)
+        elif s == "linear":
+            run_script(args, results, "bench_linear", 900)
         else:
             steps[s](args, pythons, results)
         write_json(finish(results, t0, steal0), out)  # partial results survive an interruption
