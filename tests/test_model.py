@@ -521,6 +521,18 @@ def test_predict_fast_path_matches_the_general_path_and_checks_inputs(dtype):
             model.predict(bad)
         with pytest.raises(ValueError, match=message):
             model.predict_raw(bad[123:124])
+    # several chunks (each checked just before it is predicted): the general path's bits; a
+    # NaN in the last chunk still raises
+    big = np.tile(X, (9, 1))
+    assert len(big) > 2 * model._PREDICT_CHUNK
+    model._use_engine = True
+    got = model.predict(big)
+    general = model._predict_engine(big, raw=False)
+    assert np.array_equal(got, general)
+    assert np.allclose(got[300:600], want, rtol=1e-5, atol=1e-7)  # other m, other GEMM path
+    big[-1, 0] = np.nan
+    with pytest.raises(ValueError, match="contains NaN"):
+        model.predict(big)
     with pytest.raises(ValueError, match="features"):
         model.predict(X[:, :6])
     with pytest.raises(ValueError, match="0 sample"):

@@ -842,21 +842,30 @@ cdef class Predictor:
         cdef int status = FM_OK
         if ws == NULL:
             raise MemoryError("fastmlp could not allocate the predict workspace")
+        cdef int64_t i0 = 0, m
+        # each chunk checked just before it is predicted, so the forward pass reads it from
+        # the cache rather than memory a second time (a perceptron's mistakes on all of MNIST
+        # in float64: a check of the whole X first cost 12 of 33 ms)
         with nogil:
-            if self.f64:
-                if not fm_all_finite_f64(n, cols, <const double *>xp, rsx, csx):
-                    status = FM_ERR_NONFINITE
+            while i0 < n and status == FM_OK:
+                m = min(rows, n - i0)
+                if self.f64:
+                    if not fm_all_finite_f64(m, cols, <const double *>xp + i0 * rsx, rsx, csx):
+                        status = FM_ERR_NONFINITE
+                    else:
+                        status = fm_net_predict_f64(
+                            &self.plan.net, m, <const double *>xp + i0 * rsx, rsx, csx,
+                            &self.p64[0], <double *>op + i0 * n_out, n_out, raw, rows, ws, size,
+                            n_threads)
                 else:
-                    status = fm_net_predict_f64(&self.plan.net, n, <const double *>xp, rsx, csx,
-                                                &self.p64[0], <double *>op, n_out, raw, rows, ws,
-                                                size, n_threads)
-            else:
-                if not fm_all_finite_f32(n, cols, <const float *>xp, rsx, csx):
-                    status = FM_ERR_NONFINITE
-                else:
-                    status = fm_net_predict_f32(&self.plan.net, n, <const float *>xp, rsx, csx,
-                                                &self.p32[0], <float *>op, n_out, raw, rows, ws,
-                                                size, n_threads)
+                    if not fm_all_finite_f32(m, cols, <const float *>xp + i0 * rsx, rsx, csx):
+                        status = FM_ERR_NONFINITE
+                    else:
+                        status = fm_net_predict_f32(
+                            &self.plan.net, m, <const float *>xp + i0 * rsx, rsx, csx,
+                            &self.p32[0], <float *>op + i0 * n_out, n_out, raw, rows, ws, size,
+                            n_threads)
+                i0 += m
         self._give(ws, size)
         if status == FM_ERR_NONFINITE:
             return False  # the general path names the problem
