@@ -30,6 +30,7 @@
 #define V_MUL(a, b) _mm256_mul_ps(a, b)
 #define V_LOAD(p) _mm256_loadu_ps(p)
 #define V_LOADM(p, m) _mm256_maskload_ps(p, m)
+#define V_LOAD_HALVES(p) _mm256_set_m128(_mm_load_ps((p) + 4), _mm_load_ps(p))
 #define V_STORE(p, v) _mm256_storeu_ps(p, v)
 #define V_STOREM(p, m, v) _mm256_maskstore_ps(p, m, v)
 #define V_MASK(lanes)                                                                              \
@@ -46,6 +47,7 @@
 #undef V_MUL
 #undef V_LOAD
 #undef V_LOADM
+#undef V_LOAD_HALVES
 #undef V_STORE
 #undef V_STOREM
 #undef V_MASK
@@ -61,6 +63,7 @@
 #define V_MUL(a, b) _mm256_mul_pd(a, b)
 #define V_LOAD(p) _mm256_loadu_pd(p)
 #define V_LOADM(p, m) _mm256_maskload_pd(p, m)
+#define V_LOAD_HALVES(p) _mm256_set_m128d(_mm_load_pd((p) + 2), _mm_load_pd(p))
 #define V_STORE(p, v) _mm256_storeu_pd(p, v)
 #define V_STOREM(p, m, v) _mm256_maskstore_pd(p, m, v)
 #define V_MASK(lanes) _mm256_cmpgt_epi64(_mm256_set1_epi64x(lanes), _mm256_setr_epi64x(0, 1, 2, 3))
@@ -126,21 +129,30 @@ FM_AVX2_INLINE void FN(fm_avx2_tile)(const int MR, const int NV, const int PART,
             }
         }
     } else if (NV <= 2) {
-        for (p = 0; p < kc; p++) {
-            VT bv[2];
-#pragma GCC unroll 2
-            for (int v = 0; v < NV; v++)
-                bv[v] = (PART && v == NV - 1) ? V_LOADM(b + v * VL, ml) : V_LOAD(b + v * VL);
-#pragma GCC unroll 6
-            for (int i = 0; i < MR; i++) {
-                VT av = V_SET1(ar[i / 3][(i % 3) * rsa]);
-#pragma GCC unroll 2
-                for (int v = 0; v < NV; v++) acc[i * NV + v] = V_FMA(av, bv[v], acc[i * NV + v]);
-            }
-#pragma GCC unroll 2
-            for (int q = 0; q < (MR + 2) / 3; q++) ar[q] += csa;
-            b += ldb;
+        /* B rows that all start 16 bytes past a 32-byte boundary (NumPy's arrays start 16 bytes
+         * into a cache line): every other 32-byte load would span two lines, and X^T dZ of a
+         * 10-unit float layer (the swap path reads X as B) ran 3x slower; two aligned 16-byte
+         * loads never span one. The same values, so the same sums. */
+        const int halves = (uintptr_t)b % 32 == 16 && ldb * (int64_t)sizeof(T) % 32 == 0;
+#define FM_TILE_K_LOOP(LOAD)                                                                       \
+    for (p = 0; p < kc; p++) {                                                                     \
+        VT bv[2];                                                                                  \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                       \
+            bv[v] = (PART && v == NV - 1) ? V_LOADM(b + v * VL, ml) : LOAD(b + v * VL);            \
+        _Pragma("GCC unroll 6") for (int i = 0; i < MR; i++) {                                     \
+            VT av = V_SET1(ar[i / 3][(i % 3) * rsa]);                                              \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                   \
+                acc[i * NV + v] = V_FMA(av, bv[v], acc[i * NV + v]);                               \
+        }                                                                                          \
+        _Pragma("GCC unroll 2") for (int q = 0; q < (MR + 2) / 3; q++) ar[q] += csa;               \
+        b += ldb;                                                                                  \
+    }
+        if (halves) {
+            FM_TILE_K_LOOP(V_LOAD_HALVES)
+        } else {
+            FM_TILE_K_LOOP(V_LOAD)
         }
+#undef FM_TILE_K_LOOP
     } else { /* wide tiles (never partial): few rows, many vectors */
         for (p = 0; p < kc; p++) {
             VT av[3];
