@@ -425,10 +425,10 @@ class Sequential:
         """Mini-batch gradient descent: batch_size=1 is online SGD, None is full-batch GD.
 
         Each epoch visits every sample once, in an order drawn from the model's seed (the same
-        for any thread count). A batch that holds every sample keeps X's order (shuffling it
-        would only reorder a sum) and is read in place, as are the batches of shuffle=False
-        when X is C-contiguous: no copy of X. The compiled engine runs a whole epoch per call, so everything
-        below acts between epochs.
+        for any thread count); a batch that holds every sample keeps X's order (shuffling it
+        would only reorder a sum). Batches of consecutive rows (that one, or shuffle=False) are
+        read in place when X is C-contiguous: no copy of X. The compiled engine runs a whole
+        epoch per call, so everything below acts between epochs.
 
         Parameters
         ----------
