@@ -141,6 +141,8 @@ static int64_t fm_gemm_kblock_(int64_t k, int kc_max) {
 /* B in place while each B element is reused from L2 only a few times; from this m on, packing
  * pays (contiguous micro-panels, no TLB or cache-set conflicts). */
 #define FM_GEMM_PACKB_MIN_M 512
+/* a B in place read once (kernel.ukr_stream) from this size on: an L2 (Zen 4: 1 MiB) */
+#define FM_GEMM_STREAM_B_BYTES (1024.0 * 1024.0)
 /* dot path: at most this many rows of C (from 32 rows on, packing B^T for the register tiles
  * wins: dZ W^T at batch 32/64 went 0.9x -> 1.4x OpenBLAS), and a k long enough to amortize one
  * horizontal sum per element (or at most 3 rows, where packing B would cost as much as the
@@ -677,6 +679,7 @@ typedef struct FM_FN(fm_gemm_ctx) {
     int zskip; /* look for k where an A sliver is all zero and skip them */
     int zsplit; /* and try each such sliver as two half-height tiles (fm_gemm_zero_mode) */
     int zquarters; /* or use slivers of 4 rows, B in place (fm_gemm_zero_mode) */
+    FM_FN(fm_gemm_ukr) ukr; /* kernel.ukr, or kernel.ukr_stream for a B in place read once */
     char *pws; /* the panel path's workspace: p_bytes per thread */
     size_t p_bytes;
     const T *bt; /* the vecdot path's B^T of the columns past the first vector */
@@ -977,14 +980,14 @@ static void FM_FN(fm_gemm_body)(const FM_FN(fm_gemm_ctx) * x, int tid, int nt) {
                                 K->ukr_idx(hr, nr, nk_h[h], kidx_h[h], ah, rs, cs, bt, ldb, ch_,
                                            x->rsc, x->csc, x->alpha, beta_eff);
                             else
-                                K->ukr(hr, nr, kc, ah, rs, cs, bt, ldb, ch_, x->rsc, x->csc,
+                                x->ukr(hr, nr, kc, ah, rs, cs, bt, ldb, ch_, x->rsc, x->csc,
                                        x->alpha, beta_eff);
                         }
                     } else if (nk < kc)
                         K->ukr_idx(mr, nr, nk, kl, as, rs, cs, bt, ldb, ct, x->rsc, x->csc,
                                    x->alpha, beta_eff);
                     else
-                        K->ukr(mr, nr, kc, as, rs, cs, bt, ldb, ct, x->rsc, x->csc, x->alpha,
+                        x->ukr(mr, nr, kc, as, rs, cs, bt, ldb, ct, x->rsc, x->csc, x->alpha,
                                beta_eff);
                     if (last && x->epi)
                         FM_FN(fm_gemm_epi_tile)(x->epi, i0, mr, jc + j0, nr, ct, x->rsc, x->csc);
@@ -1480,6 +1483,13 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
         FM_FN(fm_gemm_run)(&x, run_threads, FM_GEMM_SHORT_K);
         return FM_OK;
     }
+    /* B in place read once (one sliver of A) and larger than an L2 comes from memory
+     * (kernel.ukr_stream): X^T dZ of a narrow layer over many rows, as the swap path's B.
+     * Smaller, it is likely in L2 from the call before: 256 x 10 x 256 (A^T) ran 0.8x there. */
+    x.ukr = !x.packb && m <= K->mr && (double)k * (double)n * sizeof(T) > FM_GEMM_STREAM_B_BYTES &&
+                    K->ukr_stream
+                ? K->ukr_stream
+                : K->ukr;
     need = FM_FN(fm_gemm_plan_make)(&pl, K, m, n, k, x.packb || panels, n_threads);
     x.kcb = pl.kcb;
     x.ncb = pl.ncb;

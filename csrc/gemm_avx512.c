@@ -229,7 +229,8 @@ FM_AVX512_INLINE void FN(fm_avx512_tr)(const VT *r, VT *o) {
 
 /* One MR x (NV*VL) tile; MR and NV are constants after inlining, so the accumulators live in
  * registers. With kidx (NV <= 2), only k = kidx[0 .. kc) are summed, one chain per element. */
-FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int64_t kc,
+FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, const int STREAM, int nr,
+                                         int64_t kc,
                                          const int32_t *kidx, const T *restrict a, int64_t rsa, int64_t csa,
                                          const T *restrict b, int64_t ldb, T *restrict c,
                                          int64_t rsc, int64_t csc, T alpha, T beta) {
@@ -304,12 +305,14 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
         const int64_t pfd = row_bytes >= 4096 && MR == 14              ? 16 * ldb
                             : row_bytes % 64 != 0 && row_bytes >= 1024 ? 8 * ldb
                                                                        : 0;
-        /* B in place whose rows all start sh elements into a cache line (NumPy's arrays start
-         * 16 bytes in): each vector is put together from two whole lines with one permute,
-         * the same values, so the same sums. A load spanning two lines there made X^T dZ of a
-         * 10-unit layer with X as NumPy allocates it 2-3x slower (the swap path reads X as B).
-         * The lines' masks keep to the tile's elements, so no load leaves the row. */
-        const int sh = (uintptr_t)b % 64 != 0 && row_bytes % 64 == 0
+        /* A streamed B (kernel.ukr_stream) whose rows all start sh elements into a cache line
+         * (NumPy's arrays start 16 bytes in): each vector is put together from two whole lines
+         * with one permute, the same values, so the same sums. Loads spanning two lines of
+         * rows coming from memory made X^T dZ of a 10-unit layer with X as NumPy allocates it
+         * 2.6-4x slower (the swap path reads X as B); with B in L2, read by many slivers, the
+         * permutes cost more than the split loads (256 x 256 x 784: 0.83x), so not there. The
+         * lines' masks keep to the tile's elements, so no load leaves the row. */
+        const int sh = STREAM && (uintptr_t)b % 64 != 0 && row_bytes % 64 == 0
                            ? (int)((uintptr_t)b % 64 / sizeof(T)) : 0;
 #define FM_LOAD_B_IN_PLACE(bv, bsrc)                                                               \
     _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                           \
@@ -482,18 +485,26 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
  * plain: with a runtime mask GCC reloaded and moved it into a mask register every k (Zen 4,
  * interleaved, 1 thread: double 256 x 10 x 256 (A^T) 1.06x, 1024^3 float and double 1.02x,
  * training MNIST 1.01-1.02x). The same FMAs, so the same bits. */
-#define TILE_CALL(MRV, NVV, kc, kidx)                                                              \
+#define TILE_CALL(MRV, NVV, STREAM, kc, kidx)                                                      \
     if (nr == NVV * VL)                                                                            \
-        FN(fm_avx512_tile)(MRV, NVV, NVV * VL, kc, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha,  \
-                           beta);                                                                  \
+        FN(fm_avx512_tile)(MRV, NVV, STREAM, NVV * VL, kc, kidx, a, rsa, csa, b, ldb, c, rsc, csc, \
+                           alpha, beta);                                                           \
     else                                                                                           \
-        FN(fm_avx512_tile)(MRV, NVV, nr, kc, kidx, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta)
+        FN(fm_avx512_tile)(MRV, NVV, STREAM, nr, kc, kidx, a, rsa, csa, b, ldb, c, rsc, csc,       \
+                           alpha, beta)
 #define DENSE_FN(MRV, NVV)                                                                         \
     static FM_AVX512 void FN(fm_avx512_t##MRV##x##NVV)(int nr, int64_t kc, const T *a,          \
                                                        int64_t rsa, int64_t csa, const T *b,     \
                                                        int64_t ldb, T *c, int64_t rsc,           \
                                                        int64_t csc, T alpha, T beta) {           \
-        TILE_CALL(MRV, NVV, kc, NULL);                                                             \
+        TILE_CALL(MRV, NVV, 0, kc, NULL);                                                          \
+    }
+#define STREAM_FN(MRV, NVV)                                                                        \
+    static FM_AVX512 void FN(fm_avx512_s##MRV##x##NVV)(int nr, int64_t kc, const T *a,          \
+                                                       int64_t rsa, int64_t csa, const T *b,     \
+                                                       int64_t ldb, T *c, int64_t rsc,           \
+                                                       int64_t csc, T alpha, T beta) {           \
+        TILE_CALL(MRV, NVV, 1, kc, NULL);                                                          \
     }
 #define IDX_FN(MRV, NVV)                                                                           \
     static FM_AVX512 void FN(fm_avx512_i##MRV##x##NVV)(int nr, int64_t nk, const int32_t *kidx,   \
@@ -501,39 +512,39 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, int nr, int
                                                        const T *b, int64_t ldb, T *c,            \
                                                        int64_t rsc, int64_t csc, T alpha,        \
                                                        T beta) {                                 \
-        TILE_CALL(MRV, NVV, nk, kidx);                                                             \
+        TILE_CALL(MRV, NVV, 0, nk, kidx);                                                          \
     }
 
 #define TILE_FN(MRV, NVV) DENSE_FN(MRV, NVV) IDX_FN(MRV, NVV)
 
-TILE_FN(1, 1)
-TILE_FN(2, 1)
-TILE_FN(3, 1)
-TILE_FN(4, 1)
-TILE_FN(5, 1)
-TILE_FN(6, 1)
-TILE_FN(7, 1)
-TILE_FN(8, 1)
-TILE_FN(9, 1)
-TILE_FN(10, 1)
-TILE_FN(11, 1)
-TILE_FN(12, 1)
-TILE_FN(13, 1)
-TILE_FN(14, 1)
-TILE_FN(1, 2)
-TILE_FN(2, 2)
-TILE_FN(3, 2)
-TILE_FN(4, 2)
-TILE_FN(5, 2)
-TILE_FN(6, 2)
-TILE_FN(7, 2)
-TILE_FN(8, 2)
-TILE_FN(9, 2)
-TILE_FN(10, 2)
-TILE_FN(11, 2)
-TILE_FN(12, 2)
-TILE_FN(13, 2)
-TILE_FN(14, 2)
+TILE_FN(1, 1) STREAM_FN(1, 1)
+TILE_FN(2, 1) STREAM_FN(2, 1)
+TILE_FN(3, 1) STREAM_FN(3, 1)
+TILE_FN(4, 1) STREAM_FN(4, 1)
+TILE_FN(5, 1) STREAM_FN(5, 1)
+TILE_FN(6, 1) STREAM_FN(6, 1)
+TILE_FN(7, 1) STREAM_FN(7, 1)
+TILE_FN(8, 1) STREAM_FN(8, 1)
+TILE_FN(9, 1) STREAM_FN(9, 1)
+TILE_FN(10, 1) STREAM_FN(10, 1)
+TILE_FN(11, 1) STREAM_FN(11, 1)
+TILE_FN(12, 1) STREAM_FN(12, 1)
+TILE_FN(13, 1) STREAM_FN(13, 1)
+TILE_FN(14, 1) STREAM_FN(14, 1)
+TILE_FN(1, 2) STREAM_FN(1, 2)
+TILE_FN(2, 2) STREAM_FN(2, 2)
+TILE_FN(3, 2) STREAM_FN(3, 2)
+TILE_FN(4, 2) STREAM_FN(4, 2)
+TILE_FN(5, 2) STREAM_FN(5, 2)
+TILE_FN(6, 2) STREAM_FN(6, 2)
+TILE_FN(7, 2) STREAM_FN(7, 2)
+TILE_FN(8, 2) STREAM_FN(8, 2)
+TILE_FN(9, 2) STREAM_FN(9, 2)
+TILE_FN(10, 2) STREAM_FN(10, 2)
+TILE_FN(11, 2) STREAM_FN(11, 2)
+TILE_FN(12, 2) STREAM_FN(12, 2)
+TILE_FN(13, 2) STREAM_FN(13, 2)
+TILE_FN(14, 2) STREAM_FN(14, 2)
 TILE_FN(1, 16)
 TILE_FN(1, 8)
 TILE_FN(2, 8)
@@ -554,6 +565,16 @@ static const FN(fm_avx512_tile_fn) FN(fm_avx512_n2)[14] = {
     FN(fm_avx512_t5x2),  FN(fm_avx512_t6x2),  FN(fm_avx512_t7x2),  FN(fm_avx512_t8x2),
     FN(fm_avx512_t9x2),  FN(fm_avx512_t10x2), FN(fm_avx512_t11x2), FN(fm_avx512_t12x2),
     FN(fm_avx512_t13x2), FN(fm_avx512_t14x2)};
+static const FN(fm_avx512_tile_fn) FN(fm_avx512_s1)[14] = {
+    FN(fm_avx512_s1x1),  FN(fm_avx512_s2x1),  FN(fm_avx512_s3x1),  FN(fm_avx512_s4x1),
+    FN(fm_avx512_s5x1),  FN(fm_avx512_s6x1),  FN(fm_avx512_s7x1),  FN(fm_avx512_s8x1),
+    FN(fm_avx512_s9x1),  FN(fm_avx512_s10x1), FN(fm_avx512_s11x1), FN(fm_avx512_s12x1),
+    FN(fm_avx512_s13x1), FN(fm_avx512_s14x1)};
+static const FN(fm_avx512_tile_fn) FN(fm_avx512_s2)[14] = {
+    FN(fm_avx512_s1x2),  FN(fm_avx512_s2x2),  FN(fm_avx512_s3x2),  FN(fm_avx512_s4x2),
+    FN(fm_avx512_s5x2),  FN(fm_avx512_s6x2),  FN(fm_avx512_s7x2),  FN(fm_avx512_s8x2),
+    FN(fm_avx512_s9x2),  FN(fm_avx512_s10x2), FN(fm_avx512_s11x2), FN(fm_avx512_s12x2),
+    FN(fm_avx512_s13x2), FN(fm_avx512_s14x2)};
 
 typedef void (*FN(fm_avx512_itile_fn))(int, int64_t, const int32_t *, const T *, int64_t, int64_t,
                                        const T *, int64_t, T *, int64_t, int64_t, T, T);
@@ -780,6 +801,18 @@ static void FN(fm_avx512_ukr)(int mr, int nr, int64_t kc, const T *a, int64_t rs
             nr -= w;
         }
     }
+}
+
+/* fm_avx512_ukr for a B read once, from memory (kernel.ukr_stream): the 1- and 2-vector tiles
+ * that take row tiles read misaligned rows as whole lines; every other shape is ukr's. */
+static void FN(fm_avx512_ukr_stream)(int mr, int nr, int64_t kc, const T *a, int64_t rsa,
+                                     int64_t csa, const T *b, int64_t ldb, T *c, int64_t rsc,
+                                     int64_t csc, T alpha, T beta) {
+    if (nr <= 2 * VL && FN(fm_avx512_cols_lead)(mr, nr, rsa) == nr)
+        (nr <= VL ? FN(fm_avx512_s1) : FN(fm_avx512_s2))[mr - 1](nr, kc, a, rsa, csa, b, ldb, c,
+                                                                 rsc, csc, alpha, beta);
+    else
+        FN(fm_avx512_ukr)(mr, nr, kc, a, rsa, csa, b, ldb, c, rsc, csc, alpha, beta);
 }
 
 /* Four rows' sums of one column of C (a reduction down the rows), the first `rows` stored:
@@ -1262,7 +1295,7 @@ static FM_AVX512 void FN(fm_avx512_short_k_rows)(int64_t m, int64_t n, int64_t k
         T *cb = c + i0 * rsc;
         for (int64_t j0 = 0; j0 < nrow; j0 += W) {
             if (mr == 4 && nrow - j0 >= W)
-                FN(fm_avx512_tile)(4, 4, (int)W, k, NULL, ab, rsa, csa, b + j0, ldb, cb + j0 * csc,
+                FN(fm_avx512_tile)(4, 4, 0, (int)W, k, NULL, ab, rsa, csa, b + j0, ldb, cb + j0 * csc,
                                    rsc, csc, alpha, beta);
             else
                 FN(fm_avx512_ukr)(mr, nrow - j0 < W ? (int)(nrow - j0) : (int)W, k, ab, rsa, csa,
@@ -1349,7 +1382,7 @@ static FM_AVX512 void FN(fm_avx512_row_stream)(int64_t n, int64_t nk, const int3
      FN(fm_avx512_packbt), FN(fm_avx512_ukr_idx), FN(fm_avx512_nonzero_k), 0, 0, NULL,             \
      FN(fm_avx512_packa), NULL, NULL, NULL, narrow_min_m, packa_rows, FN(fm_avx512_transpose_b),  \
      FN(fm_avx512_nonzero_rows), {49, 38}, vecdot, short_k_max, FN(fm_avx512_short_k_rows),    \
-     FN(fm_avx512_row_stream), FN(fm_avx512_nonzero_k_groups)}
+     FN(fm_avx512_row_stream), FN(fm_avx512_nonzero_k_groups), FN(fm_avx512_ukr_stream)}
 const FN(fm_gemm_kernel) FN(fm_gemm_avx512) =
     FM_AVX512_KERNEL(0, NULL, NULL, 64 / (int)sizeof(T) - 1);
 /* Zen 4 runs a 512-bit FMA as two 256-bit halves, so the idle lanes of a 10-column tile cost
@@ -1373,6 +1406,7 @@ const FN(fm_gemm_kernel) FN(fm_gemm_avx512_zen4) =
 #undef COLS_NR
 #undef COL_FN
 #undef TILE_FN
+#undef STREAM_FN
 #undef DENSE_FN
 #undef IDX_FN
 #undef TILE_CALL

@@ -267,9 +267,10 @@ def test_gemm_one_row_any_alignment_same_bits(gemm_kernel, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_b_in_place_any_alignment_same_bits(gemm_kernel, dtype):
     # B read in place by the register tiles (one or two vectors wide, masked tails, k over
-    # several blocks), and X^T dZ of a narrow layer (computed as (dZ^T X)^T, X read in place):
-    # with the rows at any offset in a cache line (and at one row stride that is not whole
-    # lines), the same bits as at a line start, and near the reference
+    # several blocks), and X^T dZ of a narrow layer (computed as (dZ^T X)^T, X read in place;
+    # past 1 MiB of X as whole lines, kernel.ukr_stream): with the rows at any offset in a
+    # cache line (and at one row stride that is not whole lines), the same bits as at a line
+    # start, and near the reference
     rng = np.random.default_rng(23)
     item = np.dtype(dtype).itemsize
     line = 64 // item
@@ -287,7 +288,7 @@ def test_gemm_b_in_place_any_alignment_same_bits(gemm_kernel, dtype):
         assert all(np.array_equal(outs[0], o) for o in outs[1:]), (m, n, k, ld)
         assert_near(outs[0], ref.gemm(a, bv, None), ref.gemm_error_scale(a, bv, None), dtype,
                     f"gemm m={m} n={n} k={k} B in place", 2.0)
-    for m, n, k in [(100, 10, 130), (50, 3, 700), (784, 10, 64)]:
+    for m, n, k in [(100, 10, 130), (50, 3, 700), (784, 10, 64), (784, 10, 400), (600, 13, 700)]:
         x = rand(rng, (k, m), dtype)
         dz = rand(rng, (k, n), dtype)
         outs = []
