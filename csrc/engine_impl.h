@@ -649,8 +649,8 @@ int FM_FN(fm_net_predict)(const fm_net *net, int64_t n, const T *x, int64_t rsx,
 }
 /* Finite means an exponent field not all ones: integer tests, so the loop vectorizes (a float
  * sum could not be reordered). */
-FM_CLONES int FM_FN(fm_all_finite)(int64_t rows, int64_t cols, const T *x, int64_t rsx,
-                                   int64_t csx) {
+FM_CLONES static int FM_FN(all_finite_rows)(int64_t rows, int64_t cols, const T *x, int64_t rsx,
+                                            int64_t csx) {
     const uint64_t exp_mask = sizeof(T) == 4 ? 0x7f800000u : 0x7ff0000000000000u;
     for (int64_t r = 0; r < rows; r++) {
         const T *xr = x + r * rsx;
@@ -671,6 +671,27 @@ FM_CLONES int FM_FN(fm_all_finite)(int64_t rows, int64_t cols, const T *x, int64
         if (bad) return 0;
     }
     return 1;
+}
+
+/* A pass bound by memory bandwidth, which two cores have more of than one (MNIST's 47 million
+ * floats: 6.6-8 ms on one Zen 4 core, numpy's sum 10-15). */
+int FM_FN(fm_all_finite)(int64_t rows, int64_t cols, const T *x, int64_t rsx, int64_t csx,
+                         int n_threads) {
+    const int nt = fm_threads_for((double)rows * (double)cols, n_threads);
+    int ok = 1;
+#ifdef _OPENMP
+    if (nt > 1) {
+        int t;
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(&& : ok)
+        for (t = 0; t < nt; t++) {
+            const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+            ok = FM_FN(all_finite_rows)(r1 - r0, cols, x + r0 * rsx, rsx, csx) && ok;
+        }
+        return ok;
+    }
+#endif
+    (void)ok;
+    return FM_FN(all_finite_rows)(rows, cols, x, rsx, csx);
 }
 
 #undef FM_ALIGN_UP

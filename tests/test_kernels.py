@@ -1943,3 +1943,33 @@ def test_threads_bitwise_gemm_property(m, n, k, la, lb, dtype, seed):
 
     (c,) = _three(run)
     assert_near(c, ref.gemm(a, b, None), ref.gemm_error_scale(a, b, None), dtype, "gemm", 2.0)
+
+
+# ---------------------------------------------------------------- finite check
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_all_finite_matches_numpy(dtype):
+    # fastmlp's check of the exponent bits against np.isfinite: every kind of non-finite value
+    # at the start, the end and a thread boundary, 1-D, C and F order, strided views; 1 and 2
+    # threads (a size that runs in parallel)
+    rng = np.random.default_rng(3)
+    big = (1 << 20) // np.dtype(dtype).itemsize
+    assert_parallel(big)
+    info = np.finfo(dtype)
+    for shape in [(7,), (3, 5), (big // 64, 64), (64, big // 64)]:
+        base = rng.standard_normal(shape).astype(dtype)
+        base.flat[0] = info.max  # huge but finite: a sum would overflow
+        views = [base, np.asfortranarray(base), base[::2]]
+        if base.ndim == 2:
+            views += [base[:, 1::3], base.T]
+        for view in views:
+            for threads in (1, 2):
+                assert _core.all_finite(view, threads) is True
+            for value in (np.nan, np.inf, -np.inf):
+                for pos in (0, view.size // 2, view.size - 1):
+                    bad = view.copy()
+                    bad.flat[pos] = value
+                    want = bool(np.isfinite(bad).all())
+                    assert [_core.all_finite(bad, t) for t in (1, 2)] == [want, want]
+    assert _core.all_finite(np.ones(3, np.float16)) is None
+    assert _core.all_finite(np.ones((0, 3), dtype)) is None

@@ -393,9 +393,11 @@ int fm_net_predict_f64(const fm_net *net, int64_t n, const double *x, int64_t rs
                        void *workspace, size_t workspace_size, int n_threads);
 
 /* 1 if every element of the rows x cols matrix x is finite, else 0 (one pass, no branches in
- * the loop: x * 0 is 0 for finite x and NaN otherwise). */
-int fm_all_finite_f32(int64_t rows, int64_t cols, const float *x, int64_t rsx, int64_t csx);
-int fm_all_finite_f64(int64_t rows, int64_t cols, const double *x, int64_t rsx, int64_t csx);
+ * the loop: integer tests of the exponent field), on up to n_threads threads. */
+int fm_all_finite_f32(int64_t rows, int64_t cols, const float *x, int64_t rsx, int64_t csx,
+                      int n_threads);
+int fm_all_finite_f64(int64_t rows, int64_t cols, const double *x, int64_t rsx, int64_t csx,
+                      int n_threads);
 
 /* ---- counter-based random numbers: the value at (seed, stream, i) never depends on threads ---- */
 uint64_t fm_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter);

@@ -124,8 +124,10 @@ cdef extern from "fastmlp.h" nogil:
     int fm_net_predict_f64(const fm_net *net, int64_t n, const double *x, int64_t rsx, int64_t csx,
                            const double *params, double *out, int64_t ldo, int raw, int64_t chunk,
                            void *workspace, size_t workspace_size, int n_threads)
-    int fm_all_finite_f32(int64_t rows, int64_t cols, const float *x, int64_t rsx, int64_t csx)
-    int fm_all_finite_f64(int64_t rows, int64_t cols, const double *x, int64_t rsx, int64_t csx)
+    int fm_all_finite_f32(int64_t rows, int64_t cols, const float *x, int64_t rsx, int64_t csx,
+                          int n_threads)
+    int fm_all_finite_f64(int64_t rows, int64_t cols, const double *x, int64_t rsx, int64_t csx,
+                          int n_threads)
 
     int fm_dropout_forward_f32(int64_t rows, int64_t cols, const float *x, int64_t rsx, float *mask,
                                float *y, int64_t rsy, double rate, uint64_t seed, uint64_t stream, int n_threads)

@@ -509,6 +509,35 @@ def clip_grad(floating[::1] g, double clip_value=0.0, double clip_norm=0.0, int 
     return norm
 
 
+def all_finite(x, int n_threads=1):
+    """Whether every element of x (float32 or float64, 1-D or 2-D, positive element strides) is
+    finite, on up to n_threads threads without the GIL; None for other arrays."""
+    cdef const float[:, :] x32
+    cdef const double[:, :] x64
+    cdef Py_ssize_t sz
+    cdef int ok
+    if type(x) is not _ndarray or x.dtype.kind != "f" or x.ndim not in (1, 2) or x.size == 0:
+        return None
+    if x.ndim == 1:
+        x = x.reshape(x.shape[0], 1)
+    if any(s <= 0 or s % x.itemsize for s in x.strides):
+        return None
+    sz = x.itemsize
+    if x.dtype == np.float64:
+        x64 = x
+        with nogil:
+            ok = fm_all_finite_f64(x64.shape[0], x64.shape[1], &x64[0, 0], x64.strides[0] // sz,
+                                   x64.strides[1] // sz, n_threads)
+    elif x.dtype == np.float32:
+        x32 = x
+        with nogil:
+            ok = fm_all_finite_f32(x32.shape[0], x32.shape[1], &x32[0, 0], x32.strides[0] // sz,
+                                   x32.strides[1] // sz, n_threads)
+    else:
+        return None
+    return bool(ok)
+
+
 def permutation(int64_t n, uint64_t seed, uint64_t stream=0):
     """A random permutation of range(n) from the counter-based generator."""
     out = np.empty(n, dtype=np.int64)
@@ -850,7 +879,8 @@ cdef class Predictor:
             while i0 < n and status == FM_OK:
                 m = min(rows, n - i0)
                 if self.f64:
-                    if not fm_all_finite_f64(m, cols, <const double *>xp + i0 * rsx, rsx, csx):
+                    if not fm_all_finite_f64(m, cols, <const double *>xp + i0 * rsx, rsx, csx,
+                                             n_threads):
                         status = FM_ERR_NONFINITE
                     else:
                         status = fm_net_predict_f64(
@@ -858,7 +888,8 @@ cdef class Predictor:
                             &self.p64[0], <double *>op + i0 * n_out, n_out, raw, rows, ws, size,
                             n_threads)
                 else:
-                    if not fm_all_finite_f32(m, cols, <const float *>xp + i0 * rsx, rsx, csx):
+                    if not fm_all_finite_f32(m, cols, <const float *>xp + i0 * rsx, rsx, csx,
+                                             n_threads):
                         status = FM_ERR_NONFINITE
                     else:
                         status = fm_net_predict_f32(

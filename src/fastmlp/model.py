@@ -373,7 +373,8 @@ class Sequential:
 
     def _prepare(self, X, y, sample_weight):
         self._require_compiled()
-        X = check_array(X, self.dtype, n_features=self.input_dim, owner="Sequential")
+        X = check_array(X, self.dtype, n_features=self.input_dim, owner="Sequential",
+                        n_threads=self._threads())
         if y is None:
             raise ValueError("y is required: pass the targets that go with X.")
         check_consistent_length(X, y)
