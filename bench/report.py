@@ -382,7 +382,6 @@ def memory_table(r):
             "libraries, loading the data).\n\n" + table(hdr, rows))
 
 
-# --------------------------------------------------------------------------- targets
 def linear_table(r):
     bl = r.get("bench_linear") or {}
     rows = (bl.get("json") or {}).get("cases") or []
@@ -399,16 +398,17 @@ def linear_table(r):
     j = bl["json"]
     return ("**Linear models** (`bench/bench_linear.py`, one process in fastmlp's environment: "
             f"fastmlp {j.get('fastmlp')}, scikit-learn {j.get('sklearn')}, NumPy "
-            f"{j.get('numpy')}): MNIST, float64, 1 thread, median fit time of "
-            f"{j.get('rounds')} alternating rounds; parity (odd digits) for the single-unit models, 10 "
-            "classes for softmax. The first three are the same algorithm in both libraries "
-            "(Perceptron; SGDClassifier with squared error or log loss at a constant rate). "
-            "The last two are not: fastmlp's softmax against scikit-learn's one-vs-rest SGD, "
-            "and full-batch gradient descent against L-BFGS, whose accuracy after the same "
-            "iterations is higher. fastmlp's Perceptron also counts each epoch's mistakes "
-            "(a predict pass over the data).\n\n" + table(hdr, body))
+            f"{j.get('numpy')}): MNIST, float64, 1 thread, median fit time of {j.get('rounds')} "
+            "alternating rounds; parity (odd digits) for the single-unit models, 10 classes for "
+            "softmax. The first three are the same algorithm in both libraries (Perceptron; "
+            "SGDClassifier with squared error or log loss at a constant rate). The last two are "
+            "not: fastmlp's softmax against scikit-learn's one-vs-rest SGD, and full-batch "
+            "gradient descent against L-BFGS, so read the test accuracies with the times. "
+            "fastmlp's Perceptron also counts each epoch's mistakes (a predict pass over the "
+            "data).\n\n" + table(hdr, body))
 
 
+# --------------------------------------------------------------------------- targets
 def gemm_targets(r):
     """The GEMM-alone targets from bench_gemm's rows: the worst fastmlp ÷ OpenBLAS (median
     times) of each group, per dtype. Batch is m for fwd/dX shapes and k for dW shapes."""

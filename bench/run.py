@@ -79,7 +79,8 @@ def run_script(args, results, name, timeout, dtypes=False):
         except ValueError:
             pass
     if code:
-        log(f"{name} failed ({code}): {out.strip().splitlines()[-1:] or ''}")
+        last = out.strip().splitlines()[-1:] or ["no output"]
+        log(f"{name} failed ({code}): {last[0]}")
 
 
 def main():
