@@ -141,7 +141,7 @@ static int64_t fm_gemm_kblock_(int64_t k, int kc_max) {
 /* B in place while each B element is reused from L2 only a few times; from this m on, packing
  * pays (contiguous micro-panels, no TLB or cache-set conflicts). */
 #define FM_GEMM_PACKB_MIN_M 512
-/* a B in place read once (kernel.ukr_stream) from this size on: an L2 (Zen 4: 1 MiB) */
+/* X as the B of a swapped X^T dZ takes kernel.ukr_stream from this size on: an L2 (Zen 4) */
 #define FM_GEMM_STREAM_B_BYTES (1024.0 * 1024.0)
 /* dot path: at most this many rows of C (from 32 rows on, packing B^T for the register tiles
  * wins: dZ W^T at batch 32/64 went 0.9x -> 1.4x OpenBLAS), and a k long enough to amortize one
@@ -1483,10 +1483,13 @@ int FM_FN(fm_gemm_ex)(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, 
         FM_FN(fm_gemm_run)(&x, run_threads, FM_GEMM_SHORT_K);
         return FM_OK;
     }
-    /* B in place read once (one sliver of A) and larger than an L2 comes from memory
-     * (kernel.ukr_stream): X^T dZ of a narrow layer over many rows, as the swap path's B.
-     * Smaller, it is likely in L2 from the call before: 256 x 10 x 256 (A^T) ran 0.8x there. */
-    x.ukr = !x.packb && m <= K->mr && (double)k * (double)n * sizeof(T) > FM_GEMM_STREAM_B_BYTES &&
+    /* X^T dZ of a narrow layer, computed as (dZ^T X)^T: X, the B here, is read once or twice
+     * (one or two slivers of dZ^T) in rows that NumPy starts 16 bytes into a cache line
+     * (kernel.ukr_stream). Float 784 x n x 4096 with X so placed ran at 0.27-0.41x of X at a
+     * line start for n = 10-28, 0.81-1.0x with it. Not below 1 MiB of X (256 x 10 x 256 A^T,
+     * in L2: 0.8x), nor for other products: a forward pass with misaligned weights of 1.6 MB
+     * at batch 8-14 lost 20% (fastmlp's own weights and activations are aligned). */
+    x.ukr = swap && m <= 2 * K->mr && (double)k * (double)n * sizeof(T) > FM_GEMM_STREAM_B_BYTES &&
                     K->ukr_stream
                 ? K->ukr_stream
                 : K->ukr;

@@ -288,7 +288,8 @@ def test_gemm_b_in_place_any_alignment_same_bits(gemm_kernel, dtype):
         assert all(np.array_equal(outs[0], o) for o in outs[1:]), (m, n, k, ld)
         assert_near(outs[0], ref.gemm(a, bv, None), ref.gemm_error_scale(a, bv, None), dtype,
                     f"gemm m={m} n={n} k={k} B in place", 2.0)
-    for m, n, k in [(100, 10, 130), (50, 3, 700), (784, 10, 64), (784, 10, 400), (600, 13, 700)]:
+    for m, n, k in [(100, 10, 130), (50, 3, 700), (784, 10, 64), (784, 10, 400), (600, 13, 700),
+                    (784, 20, 400)]:
         x = rand(rng, (k, m), dtype)
         dz = rand(rng, (k, n), dtype)
         outs = []
