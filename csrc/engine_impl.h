@@ -674,25 +674,23 @@ FM_CLONES static int FM_FN(all_finite_rows)(int64_t rows, int64_t cols, const T 
 }
 
 /* A pass bound by memory bandwidth, which two cores have more of than one (MNIST's 47 million
- * floats: 6.6-8 ms on one Zen 4 core, numpy's sum 10-15). */
+ * floats: 6.6-8 ms on one Zen 4 core, numpy's sum 10-15): blocks of rows, each block's answer
+ * kept, then combined. */
+#define FM_FINITE_BLOCKS 16
 int FM_FN(fm_all_finite)(int64_t rows, int64_t cols, const T *x, int64_t rsx, int64_t csx,
                          int n_threads) {
     const int nt = fm_threads_for((double)rows * (double)cols, n_threads);
-    int ok = 1;
-#ifdef _OPENMP
-    if (nt > 1) {
-        int t;
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(&& : ok)
-        for (t = 0; t < nt; t++) {
-            const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-            ok = FM_FN(all_finite_rows)(r1 - r0, cols, x + r0 * rsx, rsx, csx) && ok;
-        }
-        return ok;
-    }
-#endif
-    (void)ok;
-    return FM_FN(all_finite_rows)(rows, cols, x, rsx, csx);
+    int ok[FM_FINITE_BLOCKS];
+    int64_t b;
+    FM_PARALLEL_FOR(nt, for (b = 0; b < FM_FINITE_BLOCKS; b++) {
+        const int64_t r0 = rows * b / FM_FINITE_BLOCKS, r1 = rows * (b + 1) / FM_FINITE_BLOCKS;
+        ok[b] = FM_FN(all_finite_rows)(r1 - r0, cols, x + r0 * rsx, rsx, csx);
+    });
+    for (b = 0; b < FM_FINITE_BLOCKS; b++)
+        if (!ok[b]) return 0;
+    return 1;
 }
 
 #undef FM_ALIGN_UP
 #undef FM_GATHER_AHEAD
+#undef FM_FINITE_BLOCKS

@@ -679,7 +679,7 @@ typedef struct FM_FN(fm_gemm_ctx) {
     int zskip; /* look for k where an A sliver is all zero and skip them */
     int zsplit; /* and try each such sliver as two half-height tiles (fm_gemm_zero_mode) */
     int zquarters; /* or use slivers of 4 rows, B in place (fm_gemm_zero_mode) */
-    FM_FN(fm_gemm_ukr) ukr; /* kernel.ukr, or kernel.ukr_stream for a B in place read once */
+    FM_FN(fm_gemm_ukr) ukr; /* kernel.ukr, or kernel.ukr_stream (X as the swap path's B) */
     char *pws; /* the panel path's workspace: p_bytes per thread */
     size_t p_bytes;
     const T *bt; /* the vecdot path's B^T of the columns past the first vector */

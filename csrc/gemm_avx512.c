@@ -492,20 +492,15 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, const int S
     else                                                                                           \
         FN(fm_avx512_tile)(MRV, NVV, STREAM, nr, kc, kidx, a, rsa, csa, b, ldb, c, rsc, csc,       \
                            alpha, beta)
-#define DENSE_FN(MRV, NVV)                                                                         \
-    static FM_AVX512 void FN(fm_avx512_t##MRV##x##NVV)(int nr, int64_t kc, const T *a,          \
-                                                       int64_t rsa, int64_t csa, const T *b,     \
-                                                       int64_t ldb, T *c, int64_t rsc,           \
-                                                       int64_t csc, T alpha, T beta) {           \
-        TILE_CALL(MRV, NVV, 0, kc, NULL);                                                          \
+/* plain (P t, STREAM 0) or for a streamed B (P s, STREAM 1, kernel.ukr_stream) */
+#define DENSE_FN(P, STREAM, MRV, NVV)                                                              \
+    static FM_AVX512 void FN(fm_avx512_##P##MRV##x##NVV)(int nr, int64_t kc, const T *a,        \
+                                                         int64_t rsa, int64_t csa, const T *b,   \
+                                                         int64_t ldb, T *c, int64_t rsc,         \
+                                                         int64_t csc, T alpha, T beta) {         \
+        TILE_CALL(MRV, NVV, STREAM, kc, NULL);                                                     \
     }
-#define STREAM_FN(MRV, NVV)                                                                        \
-    static FM_AVX512 void FN(fm_avx512_s##MRV##x##NVV)(int nr, int64_t kc, const T *a,          \
-                                                       int64_t rsa, int64_t csa, const T *b,     \
-                                                       int64_t ldb, T *c, int64_t rsc,           \
-                                                       int64_t csc, T alpha, T beta) {           \
-        TILE_CALL(MRV, NVV, 1, kc, NULL);                                                          \
-    }
+#define STREAM_FN(MRV, NVV) DENSE_FN(s, 1, MRV, NVV)
 #define IDX_FN(MRV, NVV)                                                                           \
     static FM_AVX512 void FN(fm_avx512_i##MRV##x##NVV)(int nr, int64_t nk, const int32_t *kidx,   \
                                                        const T *a, int64_t rsa, int64_t csa,     \
@@ -515,36 +510,15 @@ FM_AVX512_INLINE void FN(fm_avx512_tile)(const int MR, const int NV, const int S
         TILE_CALL(MRV, NVV, 0, nk, kidx);                                                          \
     }
 
-#define TILE_FN(MRV, NVV) DENSE_FN(MRV, NVV) IDX_FN(MRV, NVV)
+#define TILE_FN(MRV, NVV) DENSE_FN(t, 0, MRV, NVV) IDX_FN(MRV, NVV)
 
-TILE_FN(1, 1) STREAM_FN(1, 1)
-TILE_FN(2, 1) STREAM_FN(2, 1)
-TILE_FN(3, 1) STREAM_FN(3, 1)
-TILE_FN(4, 1) STREAM_FN(4, 1)
-TILE_FN(5, 1) STREAM_FN(5, 1)
-TILE_FN(6, 1) STREAM_FN(6, 1)
-TILE_FN(7, 1) STREAM_FN(7, 1)
-TILE_FN(8, 1) STREAM_FN(8, 1)
-TILE_FN(9, 1) STREAM_FN(9, 1)
-TILE_FN(10, 1) STREAM_FN(10, 1)
-TILE_FN(11, 1) STREAM_FN(11, 1)
-TILE_FN(12, 1) STREAM_FN(12, 1)
-TILE_FN(13, 1) STREAM_FN(13, 1)
-TILE_FN(14, 1) STREAM_FN(14, 1)
-TILE_FN(1, 2) STREAM_FN(1, 2)
-TILE_FN(2, 2) STREAM_FN(2, 2)
-TILE_FN(3, 2) STREAM_FN(3, 2)
-TILE_FN(4, 2) STREAM_FN(4, 2)
-TILE_FN(5, 2) STREAM_FN(5, 2)
-TILE_FN(6, 2) STREAM_FN(6, 2)
-TILE_FN(7, 2) STREAM_FN(7, 2)
-TILE_FN(8, 2) STREAM_FN(8, 2)
-TILE_FN(9, 2) STREAM_FN(9, 2)
-TILE_FN(10, 2) STREAM_FN(10, 2)
-TILE_FN(11, 2) STREAM_FN(11, 2)
-TILE_FN(12, 2) STREAM_FN(12, 2)
-TILE_FN(13, 2) STREAM_FN(13, 2)
-TILE_FN(14, 2) STREAM_FN(14, 2)
+/* X(rows, NV) for the row tiles of 1 to 14 rows */
+#define FOR_ROWS(X, NV)                                                                            \
+    X(1, NV) X(2, NV) X(3, NV) X(4, NV) X(5, NV) X(6, NV) X(7, NV) X(8, NV) X(9, NV) X(10, NV)    \
+    X(11, NV) X(12, NV) X(13, NV) X(14, NV)
+#define ROW_TILE_FNS(MRV, NVV) TILE_FN(MRV, NVV) STREAM_FN(MRV, NVV)
+FOR_ROWS(ROW_TILE_FNS, 1)
+FOR_ROWS(ROW_TILE_FNS, 2)
 TILE_FN(1, 16)
 TILE_FN(1, 8)
 TILE_FN(2, 8)
@@ -555,40 +529,21 @@ TILE_FN(4, 4)
 typedef void (*FN(fm_avx512_tile_fn))(int, int64_t, const T *, int64_t, int64_t, const T *,
                                       int64_t, T *, int64_t, int64_t, T, T);
 
-static const FN(fm_avx512_tile_fn) FN(fm_avx512_n1)[14] = {
-    FN(fm_avx512_t1x1),  FN(fm_avx512_t2x1),  FN(fm_avx512_t3x1),  FN(fm_avx512_t4x1),
-    FN(fm_avx512_t5x1),  FN(fm_avx512_t6x1),  FN(fm_avx512_t7x1),  FN(fm_avx512_t8x1),
-    FN(fm_avx512_t9x1),  FN(fm_avx512_t10x1), FN(fm_avx512_t11x1), FN(fm_avx512_t12x1),
-    FN(fm_avx512_t13x1), FN(fm_avx512_t14x1)};
-static const FN(fm_avx512_tile_fn) FN(fm_avx512_n2)[14] = {
-    FN(fm_avx512_t1x2),  FN(fm_avx512_t2x2),  FN(fm_avx512_t3x2),  FN(fm_avx512_t4x2),
-    FN(fm_avx512_t5x2),  FN(fm_avx512_t6x2),  FN(fm_avx512_t7x2),  FN(fm_avx512_t8x2),
-    FN(fm_avx512_t9x2),  FN(fm_avx512_t10x2), FN(fm_avx512_t11x2), FN(fm_avx512_t12x2),
-    FN(fm_avx512_t13x2), FN(fm_avx512_t14x2)};
-static const FN(fm_avx512_tile_fn) FN(fm_avx512_s1)[14] = {
-    FN(fm_avx512_s1x1),  FN(fm_avx512_s2x1),  FN(fm_avx512_s3x1),  FN(fm_avx512_s4x1),
-    FN(fm_avx512_s5x1),  FN(fm_avx512_s6x1),  FN(fm_avx512_s7x1),  FN(fm_avx512_s8x1),
-    FN(fm_avx512_s9x1),  FN(fm_avx512_s10x1), FN(fm_avx512_s11x1), FN(fm_avx512_s12x1),
-    FN(fm_avx512_s13x1), FN(fm_avx512_s14x1)};
-static const FN(fm_avx512_tile_fn) FN(fm_avx512_s2)[14] = {
-    FN(fm_avx512_s1x2),  FN(fm_avx512_s2x2),  FN(fm_avx512_s3x2),  FN(fm_avx512_s4x2),
-    FN(fm_avx512_s5x2),  FN(fm_avx512_s6x2),  FN(fm_avx512_s7x2),  FN(fm_avx512_s8x2),
-    FN(fm_avx512_s9x2),  FN(fm_avx512_s10x2), FN(fm_avx512_s11x2), FN(fm_avx512_s12x2),
-    FN(fm_avx512_s13x2), FN(fm_avx512_s14x2)};
+/* The tiles P (t plain, s streamed B, i listed k) of 1 to 14 rows of NV vectors, by rows - 1 */
+#define ROW_ENTRY_t(MRV, NVV) FN(fm_avx512_t##MRV##x##NVV),
+#define ROW_ENTRY_s(MRV, NVV) FN(fm_avx512_s##MRV##x##NVV),
+#define ROW_ENTRY_i(MRV, NVV) FN(fm_avx512_i##MRV##x##NVV),
+#define ROW_TABLE(P, NV) {FOR_ROWS(ROW_ENTRY_##P, NV)}
+static const FN(fm_avx512_tile_fn) FN(fm_avx512_n1)[14] = ROW_TABLE(t, 1);
+static const FN(fm_avx512_tile_fn) FN(fm_avx512_n2)[14] = ROW_TABLE(t, 2);
+static const FN(fm_avx512_tile_fn) FN(fm_avx512_s1)[14] = ROW_TABLE(s, 1);
+static const FN(fm_avx512_tile_fn) FN(fm_avx512_s2)[14] = ROW_TABLE(s, 2);
 
 typedef void (*FN(fm_avx512_itile_fn))(int, int64_t, const int32_t *, const T *, int64_t, int64_t,
                                        const T *, int64_t, T *, int64_t, int64_t, T, T);
 
-static const FN(fm_avx512_itile_fn) FN(fm_avx512_i1)[14] = {
-    FN(fm_avx512_i1x1),  FN(fm_avx512_i2x1),  FN(fm_avx512_i3x1),  FN(fm_avx512_i4x1),
-    FN(fm_avx512_i5x1),  FN(fm_avx512_i6x1),  FN(fm_avx512_i7x1),  FN(fm_avx512_i8x1),
-    FN(fm_avx512_i9x1),  FN(fm_avx512_i10x1), FN(fm_avx512_i11x1), FN(fm_avx512_i12x1),
-    FN(fm_avx512_i13x1), FN(fm_avx512_i14x1)};
-static const FN(fm_avx512_itile_fn) FN(fm_avx512_i2)[14] = {
-    FN(fm_avx512_i1x2),  FN(fm_avx512_i2x2),  FN(fm_avx512_i3x2),  FN(fm_avx512_i4x2),
-    FN(fm_avx512_i5x2),  FN(fm_avx512_i6x2),  FN(fm_avx512_i7x2),  FN(fm_avx512_i8x2),
-    FN(fm_avx512_i9x2),  FN(fm_avx512_i10x2), FN(fm_avx512_i11x2), FN(fm_avx512_i12x2),
-    FN(fm_avx512_i13x2), FN(fm_avx512_i14x2)};
+static const FN(fm_avx512_itile_fn) FN(fm_avx512_i1)[14] = ROW_TABLE(i, 1);
+static const FN(fm_avx512_itile_fn) FN(fm_avx512_i2)[14] = ROW_TABLE(i, 2);
 
 /* ---- column tiles: the last few columns (at most 8 FMAs a k) of 8 to 14 rows, A by columns
  * (rsa == 1: a packed sliver, or X^T in place); see fm_avx512_cols_pay ----
@@ -1407,6 +1362,12 @@ const FN(fm_gemm_kernel) FN(fm_gemm_avx512_zen4) =
 #undef COL_FN
 #undef TILE_FN
 #undef STREAM_FN
+#undef FOR_ROWS
+#undef ROW_TILE_FNS
+#undef ROW_ENTRY_t
+#undef ROW_ENTRY_s
+#undef ROW_ENTRY_i
+#undef ROW_TABLE
 #undef DENSE_FN
 #undef IDX_FN
 #undef TILE_CALL

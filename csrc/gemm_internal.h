@@ -145,8 +145,8 @@ static inline int fm_gemm_scan_gives_up(int64_t nk, int64_t scanned, int64_t max
          * rows >= mr neither read nor counted */                                                 \
         void (*nonzero_k_groups)(int groups, int mr, int64_t kc, const T *a, int64_t csa,         \
                                  int64_t max_nk, int32_t (*kidx)[FM_GEMM_KC_MAX], int64_t *nk);   \
-        /* optional: ukr for B in place that every tile reads once, from memory (one sliver of  \
-         * A, m <= mr: X as the B of the swap path); the same results as ukr */                  \
+        /* optional: ukr for a B in place streamed from memory, read by one or two slivers of  \
+         * A (X as the B of the swap path, gemm.c); the same results as ukr */                   \
         fm_gemm_ukr_##S ukr_stream;                                                                \
     } fm_gemm_kernel_##S;                                                                          \
     extern const fm_gemm_kernel_##S fm_gemm_ref_##S;                                               \
