@@ -45,6 +45,11 @@ double fm_wtime(void) {
  * probe at once: with a neighbour spinning on one core, 2-thread steps took 10-27 times as
  * long as 1-thread steps. */
 #define FM_TUNER_PROBE_STEPS 2.0
+/* The first verdict rests on one kept step of each choice, and early steps can still pay for
+ * first touches (a fresh model's 2-thread step once took 2.5 times its later time, which left
+ * 72 of the first 235 steps at batch 256 on 1 thread): the loser is timed again this many steps
+ * after it, at the cost of one probe in the state's life. */
+#define FM_TUNER_FIRST_RECHECK 2.0
 #define FM_TUNER_CLEAR_LOSS 5.0
 /* Probes of a choice that keeps losing by a factor r cost about (r - 1) steps each; they are
  * spaced so that this stays below this share of the steps, however large r is: beside a
@@ -112,7 +117,10 @@ void fm_tuner_record(double *state, int threads, int cap, double seconds_per_row
         *t = 0.5 * *t + 0.5 * (seconds_per_row < 2.0 * *t ? seconds_per_row : 2.0 * *t);
     }
     const int after = tuner_winner(state, cap);
-    if (before && after != before) {
+    if (!before && after) {
+        state[3] = FM_TUNER_PROBE_MIN;
+        state[6] = FM_TUNER_PROBE_MIN - FM_TUNER_FIRST_RECHECK;
+    } else if (before && after != before) {
         state[3] = FM_TUNER_PROBE_MIN; /* the answer changed: look again soon */
         state[5] = 0.0;
         state[6] = 0.0;

@@ -62,6 +62,23 @@ def test_a_switch_step_does_not_decide():
     assert np.mean(picks[50:] == CAP) > 0.95
 
 
+def test_a_slow_first_step_of_the_cap_is_timed_again_soon():
+    """The first verdict rests on one kept step of each choice; a fresh model's 2-thread step
+    once took 2.5 times its later time. The loser is timed again 2 steps after that verdict,
+    not PROBE_MIN (16) steps after it."""
+    kept_cap_steps = []
+
+    def first_cap_step_slow(t):
+        if t == CAP:
+            kept_cap_steps.append(t)
+            return 0.52 * (2.5 if len(kept_cap_steps) == 2 else 1.0)  # the first is not kept
+        return 1.0
+
+    picks, _ = Tuner().run(50, first_cap_step_slow)
+    assert np.all(picks[7:12] == CAP)  # on 1 thread until step 17 when the first probe came
+    assert (picks == 1).sum() <= 6  # after 16 steps; from then on, one probe of 2 steps
+
+
 def test_falls_back_to_one_thread_next_to_a_busy_neighbour():
     tuner = Tuner()
     tuner.run(300, quiet, switch_penalty=3.0)
