@@ -184,12 +184,13 @@ def test_predict_times_its_own_large_calls():
     assert state[2] == 7
     state[:] = 0
     state[:2] = (1.0, 0.5)  # predict: the cap is twice as fast
-    model._tuner[:] = 0
-    model._tuner[:2] = (1.0, 2.0)  # fit: the cap is twice as slow
+    fit_state, = model._tuners.values()
+    fit_state[:] = 0
+    fit_state[:2] = (1.0, 2.0)  # fit: the cap is twice as slow
     assert model._predict_threads() == CAP
     state[:] = 0
     assert model._predict_threads() == 1
-    model._tuner[:] = 0
+    fit_state[:] = 0
     assert model._predict_threads() == CAP
 
 
@@ -202,3 +203,30 @@ def test_predict_tuner_is_not_saved():
     clone = pickle.loads(pickle.dumps(model))
     assert clone.__dict__.get("_predict_tuner") is None
     np.testing.assert_array_equal(clone.predict(X), model.predict(X))
+
+
+def test_fit_keeps_a_tuner_state_per_training_set():
+    """Per-row times depend on the data (the kernels skip zero inputs), so steps on one set are
+    not compared with timings left by another: a model trained on sets in turn keeps a state
+    for each (and batch size), a set not seen before starts from the last state used, and the
+    states are this process's, not saved."""
+    import pickle
+
+    model, X = _mnist_like_model(CAP)  # one epoch of 8 steps on X
+    y = np.arange(len(X)) % 10
+    dense = X + np.float32(1)
+    steps = lambda: sorted(int(s[2]) for s in model._tuners.values())
+    assert steps() == [8]
+    model.fit(dense, y, epochs=1, batch_size=128)
+    assert steps() == [8, 16]  # dense's state went on from X's
+    model.fit(X, y, epochs=2, batch_size=128)
+    assert steps() == [16, 24]  # X's own state took these steps
+    model.fit(X[:512], y[:512], epochs=1, batch_size=128)
+    model.fit(X, y, epochs=1, batch_size=256)
+    assert steps() == [16, 24, 28, 32]
+    model.fit(dense[:256], y[:256], epochs=1, batch_size=128)
+    assert len(model._tuners) == 4  # the state least recently used went
+    assert steps() == [24, 28, 32, 34]
+    model.train_on_batch(X[:64], y[:64])  # a new array each call: the state used last
+    assert steps() == [24, 28, 32, 35]
+    assert pickle.loads(pickle.dumps(model)).__dict__.get("_tuners") is None

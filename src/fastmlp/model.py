@@ -19,6 +19,8 @@ from . import callbacks as _callbacks
 from .callbacks import History  # fit's return type (also fastmlp.History)
 from .metrics import get_metrics
 
+_TUNERS_KEPT = 4  # fit's thread-tuner states kept per model, one per training set (and batch)
+
 
 def _zeros_aligned(n, dtype):
     """n zeros starting on a 64-byte boundary. The GEMM reads weight rows in place as 64-byte
@@ -539,8 +541,9 @@ class Sequential:
         order = (_core.permutation(n, self.seed, epoch + 1) if shuffle and batch_size < n
                  else np.arange(n, dtype=np.int64))
         if plan is not None:
+            key = (X.__array_interface__["data"][0], X.shape, X.strides, batch_size)
             total, weight_total = self._engine_steps(X, targets, sw, plan, workspace, nt, order,
-                                                     batch_size, snapshot)
+                                                     batch_size, snapshot, key)
         else:
             total, weight_total = self._python_epoch(X, targets, sw, order, batch_size, snapshot)
         return total / weight_total if weight_total else 0.0
@@ -556,25 +559,39 @@ class Sequential:
         return workspace
 
     def _engine_steps(self, X, targets, sw, plan, workspace, nt, order, batch_size,
-                      snapshot=None):
+                      snapshot=None, tuner_key=None):
         """The engine's steps over X[order] in batches; (loss sum, weight sum). Raises for a
-        non-finite loss (the engine stops before that step moves any weight)."""
+        non-finite loss (the engine stops before that step moves any weight). tuner_key: see
+        _thread_tuner."""
         opt = self.optimizer
         finite, total, weight_total, _, step, mu_product = plan.train_epoch(
             X, targets.get("t"), targets.get("labels"), sw, order, batch_size, self._params,
             self._grads, opt._kernel_hyper(), opt._state_list(), opt.iterations, workspace, nt,
-            self._thread_tuner())
+            self._thread_tuner(tuner_key))
         opt._advance(step, mu_product)
         if not finite:
             self._non_finite(snapshot)
         return total, weight_total
 
-    def _thread_tuner(self):
-        """The engine's step timings, kept across fit calls: n_threads is a cap, and each step
-        runs on 1 thread or the cap, whichever measured faster (results are the same bits)."""
-        tuner = self.__dict__.get("_tuner")
+    def _thread_tuner(self, key=None):
+        """The engine's step timings, kept across calls: n_threads is a cap, and each step runs
+        on 1 thread or the cap, whichever measured faster (the results are the same bits).
+        Per-row times depend on the data (the kernels skip zero inputs: an MNIST step takes 0.65
+        of the time of a dense one), so fit keeps a state per training set and batch size (key),
+        and a model trained on a few sets in turn does not compare one set's steps with timings
+        left by another (with one state for all, that put steps on 1 thread in most epochs). A
+        new key, and key None (train_on_batch, whose batches are new arrays), go on from the
+        state used last."""
+        tuners = self.__dict__.setdefault("_tuners", {})
+        if key is None and tuners:
+            return next(reversed(tuners.values()))
+        tuner = tuners.pop(key, None)
         if tuner is None:
-            tuner = self._tuner = np.zeros(_core.TUNER_SIZE)
+            last = next(reversed(tuners.values()), None)
+            tuner = np.zeros(_core.TUNER_SIZE) if last is None else last.copy()
+        tuners[key] = tuner  # the most recent last
+        if len(tuners) > _TUNERS_KEPT:
+            del tuners[next(iter(tuners))]
         return tuner
 
     def _python_epoch(self, X, targets, sw, order, batch_size, snapshot):
@@ -646,7 +663,9 @@ class Sequential:
         measured both."""
         nt = self._threads()
         if nt > 1:
-            for tuner in (self.__dict__.get("_predict_tuner"), self.__dict__.get("_tuner")):
+            fit_tuners = self.__dict__.get("_tuners")
+            last_fit = next(reversed(fit_tuners.values())) if fit_tuners else None
+            for tuner in (self.__dict__.get("_predict_tuner"), last_fit):
                 choice = 0 if tuner is None else _core.tuner_choice(tuner, nt)
                 if choice:
                     return choice
@@ -786,6 +805,7 @@ class Sequential:
         state.pop("_predict_cache", None)
         state.pop("_fast_predict", None)
         state.pop("_predict_tuner", None)  # this machine's timings, as it was
+        state.pop("_tuners", None)
         state.pop("_train_workspace", None)
         if state.get("_params") is not None:
             # Each layer's parameters are views of the flat vector and would be pickled again as
