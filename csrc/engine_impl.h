@@ -609,7 +609,7 @@ int FM_FN(fm_net_train_epoch)(const fm_net *net, int64_t n, const int64_t *order
         *weight_sum += w_b;
         (*steps_done)++;
         if (rows == batch_size)  /* a short last batch would skew the per-row time */
-            fm_tuner_record(tuner, n_threads, max_threads, (fm_wtime() - started) / (double)rows);
+            fm_tuner_record(tuner, n_threads, max_threads, fm_wtime() - started, rows);
     }
     return FM_OK;
 }

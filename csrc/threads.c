@@ -35,7 +35,8 @@ double fm_wtime(void) {
 /* Tuner state (FM_TUNER_SIZE doubles, zeroed by the owner to start):
  * [0] seconds per row at 1 thread, [1] at the cap (0: not measured yet; both smoothed),
  * [2] steps recorded, [3] steps between probes of the slower choice, [4] threads of the last
- * step, [5] probe steps left, [6] steps since the last probe or change of answer. */
+ * step, [5] probe steps left, [6] steps since the last probe or change of answer, [7] rows of
+ * the last step. */
 #define FM_TUNER_MARGIN 0.95 /* the cap must win by 5%: fewer threads disturb neighbours less */
 #define FM_TUNER_PROBE_MIN 16.0
 #define FM_TUNER_PROBE_MAX 1024.0
@@ -58,6 +59,12 @@ double fm_wtime(void) {
  * worth (1 s at batch 32); FM_TUNER_PROBE_MAX bounds only the doubling of a close race. */
 #define FM_TUNER_PROBE_BUDGET 0.03
 #define FM_TUNER_SPACING_MAX 65536.0
+/* While 1 thread wins a close race, the cap is timed again at least this often (in the 1-thread
+ * steps' time), however far the doubling has spaced the probes: only a probe sees the cap get
+ * faster. After a second of idling, the second vCPU of our VM now and then ran 2-thread steps no
+ * faster than 1-thread ones for 0.1-0.3 s (MNIST, batch 256: 6.8 against 7.2 us a row, then
+ * 3.8); the probes made then doubled the spacing, and in the bench whole epochs ran on 1 thread. */
+#define FM_TUNER_PROBE_SECONDS 0.1
 
 static int tuner_winner(const double *s, int cap) {
     if (s[0] == 0.0 || s[1] == 0.0) return 0;
@@ -91,9 +98,11 @@ int fm_tuner_next(double *state, int cap) {
     return winner;
 }
 
-void fm_tuner_record(double *state, int threads, int cap, double seconds_per_row) {
-    if (!state || cap <= 1) return;
+void fm_tuner_record(double *state, int threads, int cap, double seconds, int64_t rows) {
+    if (!state || cap <= 1 || rows < 1) return;
+    const double seconds_per_row = seconds / (double)rows;
     const double steps = state[2];
+    state[7] = (double)rows;
     const int switched = steps >= 1.0 && (int)state[4] != threads;
     const int probing = state[5] > 0.0;
     state[2] = steps + 1.0;
@@ -126,8 +135,11 @@ void fm_tuner_record(double *state, int threads, int cap, double seconds_per_row
         state[6] = 0.0;
     } else if (before && probing && state[5] <= 0.0) {
         const double spacing = tuner_spacing(state);
-        const double twice = 2.0 * state[3] > FM_TUNER_PROBE_MAX ? FM_TUNER_PROBE_MAX
-                                                                 : 2.0 * state[3];
+        double twice = 2.0 * state[3] > FM_TUNER_PROBE_MAX ? FM_TUNER_PROBE_MAX : 2.0 * state[3];
+        if (before == 1) {
+            const double in_time = FM_TUNER_PROBE_SECONDS / (state[0] * state[7]);
+            if (twice > in_time) twice = in_time;
+        }
         state[3] = twice > spacing ? twice : spacing;
         state[6] = 0.0;
     }

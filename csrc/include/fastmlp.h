@@ -421,7 +421,8 @@ int fm_have_openmp(void);
 int fm_tuner_next(double *state, int cap);
 /* The faster of 1 thread and the cap as measured so far, 0 before both are (1 when cap <= 1). */
 int fm_tuner_choice(const double *state, int cap);
-void fm_tuner_record(double *state, int threads, int cap, double seconds_per_row);
+/* Records a step of `rows` rows that took `seconds` on `threads` threads. */
+void fm_tuner_record(double *state, int threads, int cap, double seconds, int64_t rows);
 /* Wall-clock seconds (0 without OpenMP, where threads do not matter). */
 double fm_wtime(void);
 

@@ -163,6 +163,6 @@ cdef extern from "fastmlp.h" nogil:
     int fm_have_openmp()
     int FM_TUNER_SIZE
     int fm_tuner_next(double *state, int cap)
-    void fm_tuner_record(double *state, int threads, int cap, double seconds_per_row)
+    void fm_tuner_record(double *state, int threads, int cap, double seconds, int64_t rows)
     int fm_tuner_choice(const double *state, int cap)
     double fm_wtime()

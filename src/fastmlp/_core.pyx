@@ -840,7 +840,7 @@ cdef class Predictor:
         if not self._run(X, out, raw, n_threads):
             return None
         if state != NULL:  # tuner (a NumPy array) is still referenced here
-            fm_tuner_record(state, n_threads, cap, (fm_wtime() - started) / shape[0])
+            fm_tuner_record(state, n_threads, cap, fm_wtime() - started, shape[0])
         return out
 
     cdef bint _run(self, X, out, bint raw, int n_threads) except -1:
