@@ -232,7 +232,8 @@ def test_fit_keeps_a_tuner_state_per_training_set():
     assert steps() == [24, 28, 32, 34]
     model.train_on_batch(X[:64], y[:64])  # a new array each call: the state used last
     assert steps() == [24, 28, 32, 35]
-    assert pickle.loads(pickle.dumps(model)).__dict__.get("_tuners") is None
+    clone = pickle.loads(pickle.dumps(model))
+    assert clone.__dict__.get("_tuners") is None and clone.__dict__.get("_last_tuner") is None
 
 
 def test_back_on_the_cap_soon_after_a_close_race_that_one_thread_won():

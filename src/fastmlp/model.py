@@ -582,16 +582,19 @@ class Sequential:
         left by another (with one state for all, that put steps on 1 thread in most epochs). A
         new key, and key None (train_on_batch, whose batches are new arrays), go on from the
         state used last."""
+        last = self.__dict__.get("_last_tuner")
+        if key is None and last is not None:
+            return last
         tuners = self.__dict__.setdefault("_tuners", {})
-        if key is None and tuners:
-            return next(reversed(tuners.values()))
         tuner = tuners.pop(key, None)
         if tuner is None:
-            last = next(reversed(tuners.values()), None)
             tuner = np.zeros(_core.TUNER_SIZE) if last is None else last.copy()
-        tuners[key] = tuner  # the most recent last
+        tuners[key] = tuner  # the most recently used last
         if len(tuners) > _TUNERS_KEPT:
             del tuners[next(iter(tuners))]
+        # one attribute store: predict, which may run in other threads meanwhile, reads this
+        # one and never iterates the dict
+        self._last_tuner = tuner
         return tuner
 
     def _python_epoch(self, X, targets, sw, order, batch_size, snapshot):
@@ -663,9 +666,7 @@ class Sequential:
         measured both."""
         nt = self._threads()
         if nt > 1:
-            fit_tuners = self.__dict__.get("_tuners")
-            last_fit = next(reversed(fit_tuners.values())) if fit_tuners else None
-            for tuner in (self.__dict__.get("_predict_tuner"), last_fit):
+            for tuner in (self.__dict__.get("_predict_tuner"), self.__dict__.get("_last_tuner")):
                 choice = 0 if tuner is None else _core.tuner_choice(tuner, nt)
                 if choice:
                     return choice
@@ -806,6 +807,7 @@ class Sequential:
         state.pop("_fast_predict", None)
         state.pop("_predict_tuner", None)  # this machine's timings, as it was
         state.pop("_tuners", None)
+        state.pop("_last_tuner", None)
         state.pop("_train_workspace", None)
         if state.get("_params") is not None:
             # Each layer's parameters are views of the flat vector and would be pickled again as
