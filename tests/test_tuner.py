@@ -17,24 +17,27 @@ LIB.fm_tuner_record.argtypes = [ctypes.POINTER(ctypes.c_double), ctypes.c_int, c
                                 ctypes.c_double, ctypes.c_int64]
 
 
+# A model step's time unit: about 1 ms (an MNIST step at batch 256 takes 1.9 ms on 1 thread), a
+# power of 2 so that times compare as the units do.
+STEP_SECONDS = 2.0**-10
+
+
 class Tuner:
-    def __init__(self, step_seconds=2.0**-10):
+    def __init__(self):
         self.state = np.zeros(_core.TUNER_SIZE)
         self.ptr = self.state.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         self.last = None
-        self.step_seconds = step_seconds
 
     def run(self, steps, seconds, switch_penalty=1.0):
-        """Runs `steps` steps of 256 rows; seconds(threads) is a step's time in units of
-        step_seconds (about 1 ms, a power of 2 so that times compare as the units do; an MNIST
-        step at batch 256 takes 1.9 ms on 1 thread), times switch_penalty on the first step
-        after a change of thread count. Returns the thread counts and the times (in units)."""
+        """Runs `steps` steps of 256 rows; seconds(threads) is a step's time in STEP_SECONDS,
+        times switch_penalty on the first step after a change of thread count. Returns the
+        thread counts and the times (in STEP_SECONDS)."""
         picks, times = [], []
         for _ in range(steps):
             t = LIB.fm_tuner_next(self.ptr, CAP)
             assert t in (1, CAP)
             s = seconds(t) * (switch_penalty if self.last not in (None, t) else 1.0)
-            LIB.fm_tuner_record(self.ptr, t, CAP, s * self.step_seconds, 256)
+            LIB.fm_tuner_record(self.ptr, t, CAP, s * STEP_SECONDS, 256)
             self.last = t
             picks.append(t)
             times.append(s)

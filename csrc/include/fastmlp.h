@@ -415,8 +415,9 @@ int fm_have_openmp(void);
  * by measurement: it times steps at 1 thread and at the cap, keeps the faster (the cap must win
  * by 5%), and re-times the slower one now and then (the step after a switch is not counted),
  * less often while it keeps losing and the more it loses by, so that probing a choice that a
- * busy neighbour made much slower costs a few percent. The state is FM_TUNER_SIZE doubles
- * owned by the caller, zeroed to start. */
+ * busy neighbour made much slower costs a few percent (but the cap at least every 0.1 s while
+ * 1 thread wins a close race). The state is FM_TUNER_SIZE doubles owned by the caller, zeroed
+ * to start. */
 #define FM_TUNER_SIZE 8
 int fm_tuner_next(double *state, int cap);
 /* The faster of 1 thread and the cap as measured so far, 0 before both are (1 when cap <= 1). */
